@@ -1,0 +1,30 @@
+# make demo  — set up .venv (pinned), build the offline model, run the demo experiment
+# make test  — same setup, then the whole test suite (the slow SmolLM2 tests included)
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.diq-installed
+
+.PHONY: setup demo test test-fast results clean-cache
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 2; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[launchers,dev]"
+	touch $(STAMP)
+
+demo: setup
+	WANDB_MODE=offline $(PY) -m diq.run experiment=demo
+
+test: setup
+	WANDB_MODE=disabled $(PY) -m pytest -q -p no:cacheprovider tests
+
+test-fast: setup
+	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow" tests
+
+clean-cache:
+	rm -rf .diq_cache

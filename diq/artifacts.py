@@ -1,0 +1,111 @@
+"""Atomic writes, content hashes and the content-addressed stage store.
+
+Every artifact is written to a temporary file in the same folder and renamed into place, so a killed
+process never leaves a file that looks complete. A stage directory counts as complete only when its
+``_DONE.json`` marker exists; the marker is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+DONE = "_DONE.json"
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_obj(obj: Any) -> str:
+    return sha256_text(canonical_json(obj))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ids_hash(ids: Iterable[str]) -> str:
+    """Hash of an ordered id list (the selection hash recorded in every record)."""
+    return sha256_text("\n".join(ids))
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path, obj: Any, indent: int | None = 2) -> Path:
+    data = json.dumps(obj, indent=indent, ensure_ascii=False, default=str).encode("utf-8")
+    return _atomic(Path(path), lambda f: f.write(data + b"\n"))
+
+
+def write_text(path, text: str) -> Path:
+    return _atomic(Path(path), lambda f: f.write(text.encode("utf-8")))
+
+
+def write_npy(path, arr: np.ndarray) -> Path:
+    return _atomic(Path(path), lambda f: np.save(f, arr, allow_pickle=False))
+
+
+def read_json(path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class StageDir:
+    """A content-addressed directory for one stage's outputs: ``<root>/<stage>/<key[:16]>``.
+
+    ``done`` is true only after :meth:`finish` wrote the marker. Partial directories left by a killed
+    process are wiped by :meth:`begin` and recomputed.
+    """
+
+    def __init__(self, root: str | os.PathLike, stage: str, key_material: Any):
+        self.key = sha256_obj(key_material)
+        self.key_material = key_material
+        self.stage = stage
+        self.path = Path(root) / stage / self.key[:16]
+
+    @property
+    def done(self) -> bool:
+        return (self.path / DONE).exists()
+
+    def begin(self) -> Path:
+        if self.path.exists() and not self.done:
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
+
+    def finish(self, meta: dict | None = None) -> None:
+        write_json(self.path / DONE, {"stage": self.stage, "key": self.key, "inputs": self.key_material,
+                                      **(meta or {})})
+
+    def meta(self) -> dict:
+        return read_json(self.path / DONE)

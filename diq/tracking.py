@@ -1,0 +1,64 @@
+"""W&B mirror of the local record. The local ``record.json`` is the truth; W&B gets the same numbers.
+
+Keys come from the environment only (``WANDB_API_KEY``); nothing here reads or writes them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from omegaconf import DictConfig
+
+
+class Tracker:
+    def __init__(self, cfg: DictConfig, *, config: dict, group: str, job_type: str, tags: list[str], name: str,
+                 out_dir: str):
+        self.run = None
+        self.mode = cfg.mode
+        if self.mode not in ("online", "offline", "disabled"):
+            from .errors import DiqError
+
+            raise DiqError(f"logger.mode={self.mode!r}; choose online, offline or disabled")
+        if self.mode == "disabled":
+            return
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        self.run = wandb.init(project=cfg.project, entity=cfg.get("entity"), mode=self.mode, group=group,
+                              job_type=job_type, tags=tags, name=name, config=config,
+                              dir=cfg.get("dir") or out_dir, reinit="finish_previous",
+                              settings=wandb.Settings(console="off", x_disable_stats=True))
+
+    @property
+    def path(self) -> str | None:
+        if self.run is None:
+            return None
+        return f"{self.run.entity or 'offline'}/{self.run.project}/{self.run.id}" if self.mode == "online" \
+            else f"offline:{self.run.dir}"
+
+    def log(self, data: dict[str, Any], step: int | None = None) -> None:
+        if self.run is not None:
+            self.run.log(data, step=step)
+
+    def summary(self, data: dict[str, Any]) -> None:
+        if self.run is not None:
+            for k, v in data.items():
+                self.run.summary[k] = v
+
+    def table(self, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Table(columns=columns, data=rows)})
+
+    def image(self, key: str, path: str) -> None:
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Image(path)})
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None

@@ -1,0 +1,91 @@
+"""LoRA fine-tuning on the selected subset: response-only loss inside the model's chat template.
+
+The loss of an optimizer step is the mean token cross-entropy over all response tokens of the effective
+batch (``effective_batch`` samples, split into micro-batches of similar length, gradients accumulated), so
+micro-batching and padding never change the result.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from .artifacts import write_json
+from .formatting import Encoded, collate, encode, token_losses
+from .lora import attach_lora
+from .models import load_model, load_tokenizer
+
+
+def plan_steps(encoded: list[Encoded], effective_batch: int, micro_batch: int, epochs: int, seed: int
+               ) -> list[list[list[int]]]:
+    """Optimizer steps → micro-batches → sample indices. Seeded shuffle per epoch; inside a step, samples
+    are sorted by length before micro-batching to waste little on padding."""
+    rng = random.Random(seed)
+    steps = []
+    for _ in range(epochs):
+        order = list(range(len(encoded)))
+        rng.shuffle(order)
+        for s in range(0, len(order), effective_batch):
+            chunk = sorted(order[s: s + effective_batch], key=lambda i: len(encoded[i].input_ids))
+            steps.append([chunk[m: m + micro_batch] for m in range(0, len(chunk), micro_batch)])
+    return steps
+
+
+def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Path,
+             on_step: Callable[[dict], None] | None = None) -> dict:
+    """Train a LoRA adapter on ``records`` and save it to ``out_dir/adapter``. Returns a summary."""
+    from transformers import get_scheduler
+
+    t0 = time.time()
+    torch.manual_seed(int(cfg.seed))
+    tok = load_tokenizer(model_path)
+    model = load_model(model_path, dtype=cfg.dtype, device=cfg.device)
+    model = attach_lora(model, cfg.lora)
+    if cfg.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model.train()
+    encoded = [encode(tok, r, int(cfg.max_length)) for r in records]
+    eff = int(cfg.effective_batch)
+    micro = int(cfg.micro_batch)
+    steps = plan_steps(encoded, eff, micro, int(cfg.epochs), int(cfg.seed))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+    sched = get_scheduler(cfg.scheduler, opt, num_warmup_steps=math.ceil(float(cfg.warmup_ratio) * len(steps)),
+                          num_training_steps=len(steps))
+    losses = []
+    bar = tqdm(steps, desc=f"train ({len(records)} samples, {cfg.epochs} ep)", unit="step", dynamic_ncols=True)
+    for step, micro_batches in enumerate(bar):
+        n_tok = sum(encoded[i].n_response for mb in micro_batches for i in mb)
+        total = 0.0
+        for mb in micro_batches:
+            batch = collate([encoded[i] for i in mb], tok.pad_token_id)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            ce, _ = token_losses(out.logits, batch["labels"])
+            loss = ce.sum() / n_tok
+            loss.backward()
+            total += float(loss.detach())
+        if cfg.get("max_grad_norm"):
+            torch.nn.utils.clip_grad_norm_(params, float(cfg.max_grad_norm))
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        rec = {"step": step + 1, "loss": total, "lr": sched.get_last_lr()[0], "tokens": n_tok}
+        losses.append(rec)
+        bar.set_postfix(loss=f"{total:.4f}")
+        if on_step:
+            on_step(rec)
+    adapter = out_dir / "adapter"
+    model.save_pretrained(adapter)
+    write_json(out_dir / "train_log.json", losses)
+    return {"adapter": str(adapter), "steps": len(steps), "final_loss": losses[-1]["loss"] if losses else None,
+            "mean_loss_first_step": losses[0]["loss"] if losses else None,
+            "n_train": len(records), "n_tokens": sum(e.n_response for e in encoded), "seconds": time.time() - t0}
