@@ -42,10 +42,15 @@ def encode(tok, rec: dict, max_length: int, fmt: str = RESPONSE_FORMAT, max_resp
         raise DiqError(f"sample {rec['id']}: the model's chat template does not render the prompt as a prefix of "
                        f"the full conversation; response-only masking needs that\n"
                        f"  fix: use a model whose chat template is prefix-stable (most instruct models are)")
-    n_resp = len(full) - len(prompt)
+    response = full[len(prompt):]
     if max_response_tokens is not None:
-        n_resp = min(n_resp, int(max_response_tokens))
-    ids = full[: len(prompt) + n_resp][:max_length]
+        response = response[: int(max_response_tokens)]
+    # An over-long prompt is cut in the middle (the template's opening tokens and the prompt's end, where the
+    # question and the assistant header are, survive) so that at least a quarter of max_length is response.
+    room = max_length - min(len(response), max_length // 4)
+    if len(prompt) > room and room > 16:
+        prompt = prompt[:8] + prompt[len(prompt) - (room - 8):]
+    ids = (prompt + response)[:max_length]
     labels = [IGNORE] * min(len(prompt), len(ids)) + ids[len(prompt):]
     enc = Encoded(rec["id"], list(ids), labels)
     if enc.n_response == 0:

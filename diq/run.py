@@ -82,8 +82,20 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
     seconds["select"] = time.time() - t
     tracker.summary({"n_selected": len(sel.ids), "selection_hash": rec["selection_hash"],
                      **{f"selection/{k_}": v for k_, v in sel.info.items() if isinstance(v, (int, float, str))}})
-    for img in sel.info.get("plots", []):
-        tracker.image(Path(img).stem, img)
+    if "influence" in scores and "difficulty" in scores and "difficulty_threshold" in sel.info:
+        import numpy as np
+
+        from .quadrants import scatter
+
+        chosen = set(sel.ids)
+        png = scatter(out_dir / "quadrants.png", np.asarray(scores["difficulty"]), np.asarray(scores["influence"]),
+                      np.array([r["id"] in chosen for r in records]), sel.info,
+                      f"{cfg.experiment_name}: {cfg.selection.name} k={k} of {len(records)}")
+        rec["plots"] = [png]
+        tracker.image("selection/quadrants", png)
+        tracker.summary({f"selection/{q}_size": v for q, v in sel.info["quadrant_sizes"].items()})
+        tracker.summary({"selection/difficulty_threshold": sel.info["difficulty_threshold"],
+                         "selection/influence_threshold": sel.info["influence_threshold"]})
     if cfg.stop_after == "select":
         return rec
 
@@ -147,7 +159,8 @@ def summary_text(rec: dict) -> str:
         lines.append("  " + "  ".join(f"{k} {v * 100:.2f}" if v is not None else f"{k} -" for k, v in rec["averages"].items()))
     lines.append("  seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in rec["seconds"].items()) +
                  f"  (total {rec.get('seconds_total', 0):.1f})")
-    lines.append(f"  record: {rec['output_dir']}/record.json   W&B: {rec.get('wandb') or 'disabled'}")
+    name = "record.json" if rec.get("status") == "complete" else "record.failed.json"
+    lines.append(f"  record: {rec['output_dir']}/{name}   W&B: {rec.get('wandb') or 'disabled'}")
     if rec.get("error"):
         lines.append(f"  ERROR: {rec['error']}")
     lines.append("=" * 72)

@@ -69,3 +69,85 @@ def select_random(records, scores, k, cfg) -> Selection:
     ids = [r["id"] for r in records]
     rng = random.Random(int(cfg.seed))
     return Selection(rng.sample(ids, k), {"seed": int(cfg.seed)})
+
+
+# --------------------------------------------------------------------------- score-based strategies
+def _difficulty_needs(cfg):
+    return ["difficulty"]
+
+
+@strategy("diq", needs=lambda cfg: ["influence", "difficulty"])
+def select_diq(records, scores, k, cfg) -> Selection:
+    return _quadrant_select(records, scores, k, cfg, tuple(cfg.get("quadrants") or ("Q1", "Q2", "Q3", "Q4")))
+
+
+@strategy("quadrant", needs=lambda cfg: ["influence", "difficulty"])
+def select_quadrant(records, scores, k, cfg) -> Selection:
+    """The single-quadrant ablation: only ``cfg.quadrant`` (Q1..Q4), ordered as inside DIQ. If the quadrant
+    holds fewer than k samples, the run fails (it cannot honour the budget) unless ``fill: true``."""
+    q = str(cfg.quadrant).upper()
+    if q not in ("Q1", "Q2", "Q3", "Q4"):
+        raise DiqError(f"selection.quadrant={cfg.quadrant!r}; choose one of Q1, Q2, Q3, Q4")
+    order = (q,) + tuple(x for x in ("Q1", "Q2", "Q3", "Q4") if x != q) if cfg.get("fill") else (q,)
+    sel = _quadrant_select(records, scores, k, cfg, order)
+    if sel.info["short_by"]:
+        raise DiqError(f"quadrant {q} holds {sel.info['quadrant_sizes'][q]} samples, fewer than the budget k={k}\n"
+                       f"  fix: lower the budget, or set selection.fill=true to top up from the other quadrants")
+    return sel
+
+
+def _quadrant_select(records, scores, k, cfg, order) -> Selection:
+    from . import quadrants
+
+    ids = [r["id"] for r in records]
+    d, inf = np.asarray(scores["difficulty"], float), np.asarray(scores["influence"], float)
+    check_finite("difficulty", ids, d)
+    check_finite("influence", ids, inf)
+    chosen, info = quadrants.select(ids, d, inf, k, float(cfg.tau_d), order)
+    return Selection(chosen, info)
+
+
+@strategy("influence", needs=lambda cfg: ["influence"])
+def select_influence(records, scores, k, cfg) -> Selection:
+    ids = [r["id"] for r in records]
+    v = np.asarray(scores["influence"], float)
+    check_finite("influence", ids, v)
+    return Selection(top_k(ids, v, k), {"order": "Dot descending, then id"})
+
+
+@strategy("difficulty", needs=_difficulty_needs)
+def select_difficulty(records, scores, k, cfg) -> Selection:
+    ids = [r["id"] for r in records]
+    v = np.asarray(scores["difficulty"], float)
+    check_finite("difficulty", ids, v)
+    return Selection(top_k(ids, v, k), {"order": "difficulty descending, then id", "perspective": cfg.perspective})
+
+
+def _single(name, desc):
+    @strategy(name, needs=lambda cfg: [name])
+    def _select(records, scores, k, cfg) -> Selection:
+        ids = [r["id"] for r in records]
+        v = np.asarray(scores[name], float)
+        check_finite(name, ids, v)
+        return Selection(top_k(ids, v, k), {"order": desc})
+    return _select
+
+
+_single("less", "LESS score descending (cosine, mean per task, max over tasks), then id")
+_single("similarity", "embedding cosine to the validation set descending (mean per task, max over tasks), then id")
+_single("length", "reasoning+response length in tokens descending, then id")
+
+
+@strategy("ifd", needs=lambda cfg: ["ifd"])
+def select_ifd(records, scores, k, cfg) -> Selection:
+    """Cherry LLM: drop IFD > 1 (the answer is easier without the instruction), then the highest IFD."""
+    ids = [r["id"] for r in records]
+    v = np.asarray(scores["ifd"], float)
+    check_finite("ifd", ids, v)
+    keep = v <= float(cfg.get("max_ifd", 1.0))
+    if keep.sum() < k:
+        raise DiqError(f"only {int(keep.sum())} samples have IFD ≤ {cfg.get('max_ifd', 1.0)}, fewer than k={k}\n"
+                       f"  fix: lower the budget or raise selection.max_ifd")
+    kept = [i for i in range(len(ids)) if keep[i]]
+    chosen = top_k([ids[i] for i in kept], v[kept], k)
+    return Selection(chosen, {"n_ifd_above_max": int((~keep).sum())})

@@ -38,9 +38,24 @@ def plan_steps(encoded: list[Encoded], effective_batch: int, micro_batch: int, e
     return steps
 
 
+def _save_checkpoint(model, opt, out: Path, epoch: int, lrs: list[float]) -> dict:
+    """Adapter + Adam moments keyed by the LoRA *module* name (the key gradient capture uses) + mean lr."""
+    model.save_pretrained(out / "adapter")
+    names = {id(p): n[: -len(".weight")] for n, p in model.named_parameters() if p.requires_grad}
+    state = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            if "exp_avg" in st:
+                state[names[id(p)]] = (st["exp_avg"].detach().reshape(-1).cpu(), st["exp_avg_sq"].detach().reshape(-1).cpu())
+    torch.save(state, out / "adam.pt")
+    return {"epoch": epoch, "adapter": str(out / "adapter"), "mean_lr": float(sum(lrs) / max(1, len(lrs)))}
+
+
 def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Path,
-             on_step: Callable[[dict], None] | None = None) -> dict:
-    """Train a LoRA adapter on ``records`` and save it to ``out_dir/adapter``. Returns a summary."""
+             on_step: Callable[[dict], None] | None = None, checkpoint_every_epoch: bool = False) -> dict:
+    """Train a LoRA adapter on ``records`` and save it to ``out_dir/adapter``. Returns a summary.
+    With ``checkpoint_every_epoch`` (warm-up for influence / LESS) each epoch also leaves ``ckpt-<e>/``."""
     from transformers import get_scheduler
 
     t0 = time.time()
@@ -60,7 +75,8 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
     opt = torch.optim.AdamW(params, lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
     sched = get_scheduler(cfg.scheduler, opt, num_warmup_steps=math.ceil(float(cfg.warmup_ratio) * len(steps)),
                           num_training_steps=len(steps))
-    losses = []
+    losses, checkpoints, epoch_lrs = [], [], []
+    steps_per_epoch = math.ceil(len(encoded) / eff)
     bar = tqdm(steps, desc=f"train ({len(records)} samples, {cfg.epochs} ep)", unit="step", dynamic_ncols=True)
     for step, micro_batches in enumerate(bar):
         n_tok = sum(encoded[i].n_response for mb in micro_batches for i in mb)
@@ -75,17 +91,23 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
             total += float(loss.detach())
         if cfg.get("max_grad_norm"):
             torch.nn.utils.clip_grad_norm_(params, float(cfg.max_grad_norm))
+        lr_used = opt.param_groups[0]["lr"]
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        rec = {"step": step + 1, "loss": total, "lr": sched.get_last_lr()[0], "tokens": n_tok}
+        epoch_lrs.append(lr_used)
+        rec = {"step": step + 1, "loss": total, "lr": lr_used, "tokens": n_tok}
         losses.append(rec)
         bar.set_postfix(loss=f"{total:.4f}")
         if on_step:
             on_step(rec)
+        if checkpoint_every_epoch and (step + 1) % steps_per_epoch == 0:
+            checkpoints.append(_save_checkpoint(model, opt, out_dir / f"ckpt-{len(checkpoints) + 1}",
+                                                len(checkpoints) + 1, epoch_lrs))
+            epoch_lrs = []
     adapter = out_dir / "adapter"
     model.save_pretrained(adapter)
     write_json(out_dir / "train_log.json", losses)
     return {"adapter": str(adapter), "steps": len(steps), "final_loss": losses[-1]["loss"] if losses else None,
             "mean_loss_first_step": losses[0]["loss"] if losses else None,
-            "n_train": len(records), "n_tokens": sum(e.n_response for e in encoded), "seconds": time.time() - t0}
+            "n_train": len(records), "checkpoints": checkpoints, "n_tokens": sum(e.n_response for e in encoded), "seconds": time.time() - t0}

@@ -1,0 +1,156 @@
+"""An LLM judge rating difficulty 1–5 per perspective with the rubric in ``rubric.py``.
+
+Backends:
+- ``local``: a causal LM via transformers. The rating is the expected value Σ_k p_k·k of the next-token
+  distribution restricted to the tokens "1".."5" after the chat-templated prompt (fewer ties than an argmax).
+- ``openai``: any OpenAI-compatible chat-completions endpoint (vLLM, OpenAI, …). The key is read from the
+  environment variable named by ``api_key_env`` and never stored. With ``logprobs`` the same expected value is
+  used; otherwise the first digit 1–5 in the reply. Failures are retried with exponential backoff; ratings
+  already obtained are appended to a JSONL file as they arrive, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import DiqError
+from .rubric import judge_prompt
+
+
+class LocalJudge:
+    def __init__(self, model_path: str, device: str = "cpu", dtype: str = "float32", max_length: int = 2048,
+                 batch_size: int = 4):
+        from ..models import load_model, load_tokenizer
+
+        self.tok = load_tokenizer(model_path)
+        self.model = load_model(model_path, dtype=dtype, device=device).eval()
+        self.max_length, self.batch_size = max_length, batch_size
+        self.digit_ids = []
+        for d in "12345":
+            ids = self.tok.encode(d, add_special_tokens=False)
+            if len(ids) != 1:
+                raise DiqError(f"judge model tokenizer splits the digit {d!r} into {ids}; the local judge needs "
+                               f"single-token digits\n  fix: use another judge model or the openai backend")
+            self.digit_ids.append(ids[0])
+
+    def rate(self, prompts: list[str]) -> list[float]:
+        import torch
+
+        out = []
+        for s in range(0, len(prompts), self.batch_size):
+            chunk = prompts[s: s + self.batch_size]
+            encs = [self.tok.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                                 tokenize=True, return_dict=True)["input_ids"][-self.max_length:]
+                    for p in chunk]
+            n = max(len(e) for e in encs)
+            pad = self.tok.pad_token_id
+            ids = torch.tensor([[pad] * (n - len(e)) + e for e in encs])  # left pad: last position = next token
+            mask = torch.tensor([[0] * (n - len(e)) + [1] * len(e) for e in encs])
+            with torch.no_grad():
+                logits = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)).logits
+            p = torch.softmax(logits[:, -1, self.digit_ids].float(), dim=-1)
+            out.extend((p * torch.arange(1, 6, dtype=torch.float32, device=p.device)).sum(-1).tolist())
+        return out
+
+
+class OpenAIJudge:
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
+                 max_retries: int = 5, backoff: float = 1.0, logprobs: bool = True):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.timeout, self.max_retries, self.backoff, self.logprobs = model, timeout, max_retries, backoff, logprobs
+        self.api_key_env = api_key_env
+
+    def _post(self, payload: dict) -> dict:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        req = urllib.request.Request(self.url, data=json.dumps(payload).encode(), headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - URL comes from config
+            return json.loads(r.read().decode())
+
+    @staticmethod
+    def parse(resp: dict) -> float:
+        choice = resp["choices"][0]
+        lp = (choice.get("logprobs") or {}).get("content") or []
+        if lp:
+            tops = {t["token"].strip(): t["logprob"] for t in lp[0].get("top_logprobs", [])}
+            ps = {int(d): math.exp(tops[d]) for d in "12345" if d in tops}
+            if ps:
+                z = sum(ps.values())
+                return sum(k * v for k, v in ps.items()) / z
+        m = re.search(r"[1-5]", choice["message"]["content"] or "")
+        if not m:
+            raise ValueError(f"no rating 1-5 in reply {choice['message']['content']!r}")
+        return float(m.group(0))
+
+    def rate_one(self, prompt: str) -> float:
+        payload = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 4,
+                   "temperature": 0.0}
+        if self.logprobs:
+            payload.update(logprobs=True, top_logprobs=10)
+        last = None
+        for attempt in range(self.max_retries):
+            try:
+                return self.parse(self._post(payload))
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, ValueError, KeyError) as e:
+                last = e
+                time.sleep(self.backoff * (2 ** attempt))
+        raise DiqError(f"judge endpoint {self.url} failed {self.max_retries} times; last error: "
+                       f"{type(last).__name__}: {last}\n  fix: check that the server is up and returns chat "
+                       f"completions; ratings obtained so far are kept and reused on the next run")
+
+    def rate(self, prompts: list[str]) -> list[float]:
+        return [self.rate_one(p) for p in prompts]
+
+
+def make_judge(cfg, model_path: str | None = None):
+    if cfg.backend == "local":
+        from ..models import resolve_model
+
+        path = resolve_model(cfg.model) if cfg.get("model") else model_path
+        return LocalJudge(path, device=cfg.get("device", "cpu"), dtype=cfg.get("dtype", "float32"),
+                          max_length=int(cfg.get("max_length", 2048)), batch_size=int(cfg.get("batch_size", 4)))
+    if cfg.backend == "openai":
+        return OpenAIJudge(cfg.base_url, cfg.model_name, api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"),
+                           timeout=float(cfg.get("timeout", 60)), max_retries=int(cfg.get("max_retries", 5)),
+                           backoff=float(cfg.get("backoff", 1.0)), logprobs=bool(cfg.get("logprobs", True)))
+    raise DiqError(f"scoring.difficulty.judge.backend={cfg.backend!r}; choose local or openai")
+
+
+def judge_records(judge, records: list[dict], perspectives, partial_path: Path, with_answer: bool = True
+                  ) -> dict[str, np.ndarray]:
+    """Rate every record for every perspective; resume from ``partial_path`` (JSONL of finished ratings)."""
+    done: dict[tuple[str, str], float] = {}
+    if partial_path.exists():
+        for line in partial_path.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+                done[(r["id"], r["perspective"])] = float(r["rating"])
+            except (json.JSONDecodeError, KeyError):
+                continue  # a torn last line from a crash
+    partial_path.parent.mkdir(parents=True, exist_ok=True)
+    todo = [(r, p) for p in perspectives for r in records if (r["id"], p) not in done]
+    bar = tqdm(total=len(todo), desc="judge", unit="rating", disable=not todo)
+    with open(partial_path, "a", encoding="utf-8") as f:
+        step = 8
+        for s in range(0, len(todo), step):
+            chunk = todo[s: s + step]
+            ratings = judge.rate([judge_prompt(r, p, with_answer) for r, p in chunk])
+            for (r, p), v in zip(chunk, ratings):
+                done[(r["id"], p)] = float(v)
+                f.write(json.dumps({"id": r["id"], "perspective": p, "rating": float(v)}) + "\n")
+            f.flush()
+            bar.update(len(chunk))
+    bar.close()
+    return {p: np.array([done[(r["id"], p)] for r in records]) for p in perspectives}

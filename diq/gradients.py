@@ -1,0 +1,118 @@
+"""Per-sample LoRA gradients from ordinary batched forward/backward passes, captured with module hooks.
+
+For a LoRA factor (an ``nn.Linear`` whose weight is trainable) with input x and output z = W x, the gradient
+of sample b's loss is G_b = Σ_t (∂L_b/∂z_{b,t}) x_{b,t}ᵀ. We backpropagate L = Σ_b L_b once per batch: rows of
+a batch never interact in a causal LM (right padding, attention mask), so ∂L/∂z_{b,·} = ∂L_b/∂z_{b,·} and the
+hooked per-sample gradients are exact. Padded positions carry no loss and receive exactly zero gradient.
+
+This module owns gradient capture only; ``influence.py`` owns what is done with the gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .formatting import Encoded, collate, per_sample_mean_loss
+
+
+def lora_modules(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    """The trainable Linear modules (LoRA A and B factors), in a fixed (name-sorted) order."""
+    mods = [(n, m) for n, m in model.named_modules()
+            if isinstance(m, nn.Linear) and m.weight.requires_grad]
+    if not mods:
+        raise RuntimeError("no trainable Linear module found: attach a LoRA adapter first")
+    return sorted(mods, key=lambda x: x[0])
+
+
+class GradientCapture:
+    """Context manager: forward hooks keep each LoRA factor's input and put a tensor hook on its output; the
+    tensor hook turns (output grad, input) into per-sample weight gradients [B, out·in] in fp32."""
+
+    def __init__(self, model: nn.Module):
+        self.modules = lora_modules(model)
+        self.names = [n for n, _ in self.modules]
+        self.shapes = {n: tuple(m.weight.shape) for n, m in self.modules}
+        self.grads: dict[str, torch.Tensor] = {}
+        self._handles = []
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {n: s[0] * s[1] for n, s in self.shapes.items()}
+
+    def __enter__(self):
+        for name, mod in self.modules:
+            self._handles.append(mod.register_forward_hook(self._forward_hook(name)))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.grads.clear()
+
+    def _forward_hook(self, name):
+        def hook(module, inputs, output):
+            x = inputs[0].detach()
+
+            def on_grad(go):
+                g = torch.einsum("bto,bti->boi", go.float(), x.float())
+                self.grads[name] = g.reshape(g.shape[0], -1)
+
+            if output.requires_grad:
+                output.register_hook(on_grad)
+        return hook
+
+
+def token_budget_batches(lengths: list[int], batch_tokens: int, max_batch: int = 64) -> list[list[int]]:
+    """Length-sorted batches whose padded size (max length × count) stays within ``batch_tokens``.
+    Sorting makes the padding per batch tiny; the order is deterministic (length, then index)."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        L = lengths[i]
+        new_max = max(cur_max, L)
+        if cur and (new_max * (len(cur) + 1) > batch_tokens or len(cur) >= max_batch):
+            batches.append(cur)
+            cur, new_max = [], L
+        cur.append(i)
+        cur_max = new_max
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@dataclass
+class GradBatch:
+    index: list[int]                 # positions in the encoded list
+    grads: dict[str, torch.Tensor]   # module → [B, d_m] fp32 per-sample gradients
+    losses: torch.Tensor             # [B] per-sample mean response-token loss
+
+
+def iter_per_sample_grads(model: nn.Module, encoded: list[Encoded], pad_id: int, batch_tokens: int = 4096,
+                          max_batch: int = 64, desc: str = "grads", progress: bool = True) -> Iterator[GradBatch]:
+    """Yield exact per-sample gradients batch by batch. Memory grows with the batch, never with the pool."""
+    device = next(p for p in model.parameters() if p.requires_grad).device
+    batches = token_budget_batches([len(e.input_ids) for e in encoded], batch_tokens, max_batch)
+    bar = tqdm(total=len(encoded), desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)
+    with GradientCapture(model) as cap:
+        for idx in batches:
+            batch = collate([encoded[i] for i in idx], pad_id)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            model.zero_grad(set_to_none=True)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            losses = per_sample_mean_loss(logits, batch["labels"])
+            losses.sum().backward()
+            grads = {n: cap.grads.pop(n) for n in cap.names}
+            model.zero_grad(set_to_none=True)
+            yield GradBatch(idx, grads, losses.detach().float().cpu())
+            bar.update(len(idx))
+    bar.close()
+
+
+def flatten(grads: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
+    return torch.cat([grads[n] for n in names], dim=1)

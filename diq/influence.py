@@ -1,0 +1,107 @@
+"""Gradient influence of pool samples on the validation set.
+
+DIQ: Dot(z) = g(z; θ̂) · ḡ_val with ḡ_val = mean_{z'∈D_val} g(z'; θ̂), the gradients of the mean response-token
+loss w.r.t. the LoRA parameters. Exact by default (no projection needed: ḡ_val is one vector); optional
+``proj_dim`` (per-module Rademacher JL) and ``normalize: cosine``; θ̂ = base + fresh LoRA or warm-up
+checkpoint(s), checkpoint scores weighted by their mean learning rate.
+
+LESS (Xia et al. 2024): Adam-preconditioned training features Γ = m'/√(v'+ε) with m' = β1·m + (1-β1)·g,
+v' = β2·v + (1-β2)·g² (no bias correction), plain validation gradients, both projected and L2-normalised;
+score = Σ_ckpt w_ckpt · cos(Γ_train, g_val), then the mean over each task's validation items and the max
+over tasks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .gradients import GradientCapture, iter_per_sample_grads
+from .projection import RademacherProjector
+
+
+def mean_gradient(model, encoded, pad_id, batch_tokens: int, desc: str = "val grads") -> dict[str, torch.Tensor]:
+    """ḡ = mean of per-sample gradients (each sample weighted equally), per module, fp32."""
+    total: dict[str, torch.Tensor] = {}
+    for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):
+        for n, g in gb.grads.items():
+            s = g.sum(0)
+            total[n] = s if n not in total else total[n].add_(s)
+    return {n: v / len(encoded) for n, v in total.items()}
+
+
+def dot_scores(model, encoded, pad_id, target: dict[str, torch.Tensor], batch_tokens: int,
+               proj_dim: int | None = None, proj_seed: int = 0, normalize: str = "none",
+               desc: str = "influence") -> dict[str, np.ndarray]:
+    """Per-sample Dot (or cosine) with ``target``; also the per-sample loss and gradient norm (free by-products).
+
+    With ``proj_dim`` both sides are projected with the same per-module Rademacher blocks first."""
+    if normalize not in ("none", "cosine"):
+        from .errors import DiqError
+
+        raise DiqError(f"scoring.influence.normalize={normalize!r}; choose none or cosine")
+    names = sorted(target)
+    n = len(encoded)
+    dot, norm, loss = np.zeros(n), np.zeros(n), np.zeros(n)
+    proj = None
+    if proj_dim:
+        dims = {k: v.numel() for k, v in target.items()}
+        proj = RademacherProjector(names, dims, proj_dim, seed=proj_seed, device=next(iter(target.values())).device)
+        t_proj = proj({k: v[None] for k, v in target.items()})[0]
+        t_norm = float(t_proj.norm())
+    else:
+        t_norm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in target.values())))
+    for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):
+        idx = np.asarray(gb.index)
+        if proj is not None:
+            feats = proj(gb.grads)
+            d = (feats @ t_proj).double()
+            nrm = feats.double().norm(dim=1)
+        else:
+            d = sum((gb.grads[k].double() @ target[k].double()) for k in names)
+            nrm = torch.sqrt(sum((gb.grads[k].double() ** 2).sum(1) for k in names))
+        dot[idx] = d.cpu().numpy()
+        norm[idx] = nrm.cpu().numpy()
+        loss[idx] = gb.losses.double().numpy()
+    score = dot if normalize == "none" else dot / np.maximum(norm * t_norm, 1e-30)
+    return {"score": score, "dot": dot, "grad_norm": norm, "loss": loss}
+
+
+# ----------------------------------------------------------------------------------------------- LESS
+def adam_features(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, beta1: float = 0.9, beta2: float = 0.999,
+                  eps: float = 1e-8) -> torch.Tensor:
+    """LESS's Adam-preconditioned per-sample feature (no bias correction): m'/√(v'+ε)."""
+    m2 = beta1 * m + (1 - beta1) * g
+    v2 = beta2 * v + (1 - beta2) * g * g
+    return m2 / torch.sqrt(v2 + eps)
+
+
+def l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+
+
+def less_combine(train_feats: list[torch.Tensor], val_feats: list[torch.Tensor], weights: list[float],
+                 val_tasks: list[str]) -> np.ndarray:
+    """LESS scoring from per-checkpoint features ([N, k] train, [V, k] validation, already normalised):
+    Σ_c w_c · T_c V_cᵀ → [N, V]; mean over each task's validation items → [N, tasks]; max over tasks → [N]."""
+    sim = sum(w * (t.double() @ v.double().T) for t, v, w in zip(train_feats, val_feats, weights))
+    tasks = sorted(set(val_tasks))
+    per_task = torch.stack([sim[:, [i for i, t in enumerate(val_tasks) if t == task]].mean(1) for task in tasks], 1)
+    return per_task.max(1).values.cpu().numpy()
+
+
+def less_features(model, encoded, pad_id, batch_tokens: int, proj_dim: int, proj_seed: int,
+                  adam_state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, desc: str) -> torch.Tensor:
+    """[N, proj_dim] L2-normalised features: Adam-preconditioned when ``adam_state`` (module → (m, v)) is given
+    (training side), plain gradients otherwise (validation side)."""
+    names = [n for n, _ in GradientCapture(model).modules]
+    dims = GradientCapture(model).dims
+    proj = RademacherProjector(names, dims, proj_dim, seed=proj_seed,
+                               device=next(p for p in model.parameters() if p.requires_grad).device)
+    out = torch.zeros(len(encoded), proj_dim)
+    for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):
+        grads = gb.grads
+        if adam_state is not None:
+            grads = {n: adam_features(g, *[s.reshape(1, -1).to(g) for s in adam_state[n]]) for n, g in grads.items()}
+        out[gb.index] = l2_normalize(proj(grads)).cpu()
+    return out

@@ -1,0 +1,307 @@
+"""Per-sample scores with a content-addressed cache: each score is computed once per (pool, model, LoRA,
+warm-up, validation set, scorer config) and reused by every strategy and budget that needs it.
+
+``SCORER_CALLS`` counts real computations (cache misses) per scorer; tests use it to prove a sweep over
+budgets × strategies scores each sample once.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .artifacts import StageDir, read_json, write_json, write_npy
+from .difficulty import PERSPECTIVES, check_perspective
+from .errors import DiqError
+from .formatting import encode
+from .lora import lora_key
+from .pool import pool_hash
+from .validation import build_validation
+
+SCORER_CALLS: collections.Counter = collections.Counter()
+
+
+def _c(x) -> dict:
+    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) else x
+
+
+class ScoreContext:
+    """What every scorer shares: the pool, the model path, the validation set and the cache root."""
+
+    def __init__(self, records, model_path, cfg: DictConfig, out_dir: Path):
+        self.records, self.model_path, self.cfg, self.out_dir = records, model_path, cfg, out_dir
+        self.ids = [r["id"] for r in records]
+        self.pool_hash = pool_hash(records)
+        self.cache = Path(cfg.cache_dir)
+        self._val = None
+        self._tok = None
+
+    @property
+    def tok(self):
+        if self._tok is None:
+            from .models import load_tokenizer
+
+            self._tok = load_tokenizer(self.model_path)
+        return self._tok
+
+    @property
+    def val(self):
+        if self._val is None:
+            self._val = build_validation(self.cfg.scoring.validation, int(self.cfg.seed))
+        return self._val
+
+    def base_key(self) -> dict:
+        return {"pool_hash": self.pool_hash, "model": self.model_path, "model_cfg": _c(self.cfg.model)}
+
+    def cached(self, name: str, key: dict, compute) -> dict[str, np.ndarray]:
+        """Load ``name``'s arrays from the cache, or compute, save atomically and mark done."""
+        stage = StageDir(self.cache, f"scores/{name}", {**self.base_key(), **key})
+        if stage.done:
+            meta = stage.meta()
+            arrays = {k: np.load(stage.path / f"{k}.npy") for k in meta["arrays"]}
+            print(f"[diq] scores/{name}: reusing {stage.path}", flush=True)
+            return arrays | {"_meta": {**meta.get("info", {}), "cache": str(stage.path), "reused": True}}
+        stage.begin()
+        t = time.time()
+        SCORER_CALLS[name] += 1
+        arrays, info = compute()
+        for k, v in arrays.items():
+            write_npy(stage.path / f"{k}.npy", np.asarray(v, dtype=np.float64))
+        write_json(stage.path / "ids.json", self.ids)
+        info = {**info, "seconds": time.time() - t}
+        stage.finish({"arrays": sorted(arrays), "info": info})
+        return arrays | {"_meta": {**info, "cache": str(stage.path), "reused": False}}
+
+
+# ------------------------------------------------------------------------------------------ model setup
+def _scoring_model(ctx: ScoreContext, lora_cfg, adapter_dir: str | None, icfg):
+    from .lora import attach_lora
+    from .models import load_model
+
+    model = load_model(ctx.model_path, dtype=icfg.dtype, device=_device(icfg.device))
+    if adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
+    else:
+        model = attach_lora(model, lora_cfg, dropout=0.0)
+    model.eval()  # no dropout while scoring; LoRA weights still require grad
+    return model
+
+
+def _device(d: str) -> str:
+    if d == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return d
+
+
+def _encode_all(ctx, records, icfg):
+    return [encode(ctx.tok, r, int(icfg.max_length), max_response_tokens=icfg.get("max_response_tokens"))
+            for r in records]
+
+
+def _warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dict]:
+    """Warm-up LoRA training on a seeded random slice of the pool, one checkpoint (adapter + Adam state +
+    mean learning rate) per epoch. Cached like any stage."""
+    import random
+
+    from .artifacts import StageDir
+    from .train import finetune
+
+    key = {**ctx.base_key(), "warmup": _c(wcfg), "lora": _c(lora_cfg)}
+    stage = StageDir(ctx.cache, f"warmup/{tag}", key)
+    if not stage.done:
+        stage.begin()
+        n = max(1, int(round(float(wcfg.fraction) * len(ctx.records))))
+        rng = random.Random(f"warmup:{wcfg.seed}")
+        subset = [ctx.records[i] for i in sorted(rng.sample(range(len(ctx.records)), n))]
+        tcfg = OmegaConf.create({**_c(ctx.cfg.train), "lora": _c(lora_cfg), "epochs": int(wcfg.epochs),
+                                 "lr": float(wcfg.lr), "max_length": int(wcfg.max_length),
+                                 "seed": int(wcfg.seed)})
+        SCORER_CALLS[f"warmup/{tag}"] += 1
+        info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True)
+        stage.finish({"checkpoints": info["checkpoints"], "n_warmup": n})
+    return stage.meta()["checkpoints"]
+
+
+# ------------------------------------------------------------------------------------------ scorers
+def score_influence(ctx: ScoreContext) -> dict:
+    from .influence import dot_scores, mean_gradient
+
+    icfg = ctx.cfg.scoring.influence
+    lora_cfg = ctx.cfg.train.lora
+    val_recs, val_info = ctx.val
+    key = {"lora": lora_key(lora_cfg), "val_hash": val_info["hash"], "influence": _c(icfg)}
+
+    def compute():
+        if icfg.warmup.enabled:
+            ckpts = _warmup_checkpoints(ctx, icfg.warmup, lora_cfg, "diq")
+            ckpts = ckpts if icfg.warmup.checkpoints == "all" else ckpts[-1:]
+        else:
+            ckpts = [{"adapter": None, "mean_lr": 1.0}]
+        pool_enc = _encode_all(ctx, ctx.records, icfg)
+        val_enc = _encode_all(ctx, val_recs, icfg)
+        total = {"score": 0.0, "dot": 0.0}
+        for c in ckpts:
+            model = _scoring_model(ctx, lora_cfg, c["adapter"], icfg)
+            target = mean_gradient(model, val_enc, ctx.tok.pad_token_id, int(icfg.batch_tokens))
+            res = dot_scores(model, pool_enc, ctx.tok.pad_token_id, target, int(icfg.batch_tokens),
+                             proj_dim=icfg.get("proj_dim"), proj_seed=int(icfg.proj_seed), normalize=icfg.normalize)
+            w = float(c["mean_lr"]) if len(ckpts) > 1 else 1.0
+            total["score"] = total["score"] + w * res["score"]
+            total["dot"] = total["dot"] + w * res["dot"]
+            if "loss" not in total:  # the first checkpoint's loss (the base model's when not warmed up)
+                total["loss"], total["grad_norm"] = res["loss"], res["grad_norm"]
+            del model
+        return total, {"n_val": val_info["n"], "val_hash": val_info["hash"], "val_ids": val_info["tasks"],
+                       "checkpoints": len(ckpts), "n_tokens": sum(len(e.input_ids) for e in pool_enc)}
+
+    return ctx.cached("influence", key, compute)
+
+
+def score_difficulty(ctx: ScoreContext) -> dict:
+    dcfg = ctx.cfg.scoring.difficulty
+    source = dcfg.source
+    if source in ("length", "loss", "ifd", "pass_rate"):
+        return score_proxy(ctx, source)
+    if source == "judge":
+        from .difficulty.judge import judge_records, make_judge
+
+        key = {"judge": _c(dcfg.judge)}
+
+        def compute():
+            stage_partial = ctx.cache / "judge_partial" / f"{ctx.pool_hash[:16]}_{StageDir('', '', key).key[:12]}.jsonl"
+            judge = make_judge(dcfg.judge, ctx.model_path)
+            res = judge_records(judge, ctx.records, PERSPECTIVES, stage_partial, bool(dcfg.judge.get("with_answer", True)))
+            return res, {"source": "judge", "backend": dcfg.judge.backend, "partial": str(stage_partial)}
+
+        return ctx.cached("difficulty_judge", key, compute)
+    if source == "classifier":
+        from .difficulty.classifier import predict
+
+        if not dcfg.classifier.get("path"):
+            raise DiqError("scoring.difficulty.source=classifier needs scoring.difficulty.classifier.path (a classifier "
+                           "trained with `python -m diq.difficulty train`)\n  fix: train one, or use source=judge or a "
+                           "proxy (length, loss, ifd, pass_rate)")
+        key = {"classifier": _c(dcfg.classifier)}
+        return ctx.cached("difficulty_classifier", key, lambda: (
+            predict(dcfg.classifier.path, ctx.records, int(dcfg.classifier.max_length)), {"source": "classifier"}))
+    raise DiqError(f"scoring.difficulty.source={source!r}\n  fix: choose judge, classifier, length, loss, ifd or pass_rate")
+
+
+def score_proxy(ctx: ScoreContext, name: str) -> dict:
+    from .difficulty import proxies
+    from .models import load_model
+
+    pcfg = ctx.cfg.scoring.proxies
+    if name == "loss" and pcfg.get("loss_from_influence", True) and not ctx.cfg.scoring.influence.warmup.enabled \
+            and ctx.cfg.scoring.influence.get("max_response_tokens") is None:
+        inf = score_influence(ctx)  # a fresh LoRA (B = 0) leaves the base model's output unchanged
+        return {"value": inf["loss"], "_meta": {"source": "loss (by-product of the influence pass)",
+                                                "cache": inf["_meta"]["cache"]}}
+    key = {"proxy": name, "proxies": _c(pcfg)}
+
+    def compute():
+        if name == "length":
+            return {"value": proxies.length_tokens(ctx.tok, ctx.records)}, {"source": "length"}
+        model = load_model(ctx.model_path, dtype=pcfg.dtype, device=_device(pcfg.device))
+        if name == "loss":
+            v = proxies.response_losses(model, ctx.tok, ctx.records, int(pcfg.max_length), int(pcfg.batch_tokens))
+        elif name == "ifd":
+            v = proxies.ifd(model, ctx.tok, ctx.records, int(pcfg.max_length), int(pcfg.batch_tokens))
+        else:
+            v = proxies.pass_rate_difficulty(model, ctx.tok, ctx.records)
+        return {"value": v}, {"source": name}
+
+    return ctx.cached(f"proxy_{name}", key, compute)
+
+
+def score_similarity(ctx: ScoreContext) -> dict:
+    """RDS+-style: cosine of mean-pooled final hidden states to the validation items; mean per task, max over tasks."""
+    from .formatting import collate
+    from .gradients import token_budget_batches
+    from .influence import less_combine
+    from .models import load_model
+
+    scfg = ctx.cfg.scoring.similarity
+    val_recs, val_info = ctx.val
+
+    def embed(model, recs):
+        enc = [encode(ctx.tok, r, int(scfg.max_length)) for r in recs]
+        out = torch.zeros(len(enc), model.config.hidden_size, dtype=torch.float64)
+        with torch.no_grad():
+            for idx in token_budget_batches([len(e.input_ids) for e in enc], int(scfg.batch_tokens)):
+                b = collate([enc[i] for i in idx], ctx.tok.pad_token_id)
+                h = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                          output_hidden_states=True).hidden_states[-1].double()
+                m = b["attention_mask"].unsqueeze(-1).double()
+                out[idx] = (h * m).sum(1) / m.sum(1)
+        return out / out.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+    def compute():
+        model = load_model(ctx.model_path, dtype=scfg.dtype, device="cpu" if scfg.device == "auto" and not torch.cuda.is_available() else _device(scfg.device)).eval()
+        p, v = embed(model, ctx.records), embed(model, val_recs)
+        tasks = [r["task"] for r in val_recs]
+        return {"value": less_combine([p], [v], [1.0], tasks)}, {"val_hash": val_info["hash"]}
+
+    return ctx.cached("similarity", {"val_hash": val_info["hash"], "similarity": _c(scfg)}, compute)
+
+
+def score_less(ctx: ScoreContext) -> dict:
+    from .influence import less_combine, less_features
+
+    lcfg = ctx.cfg.scoring.less
+    val_recs, val_info = ctx.val
+    key = {"val_hash": val_info["hash"], "less": _c(lcfg)}
+
+    def compute():
+        ckpts = _warmup_checkpoints(ctx, lcfg.warmup, lcfg.lora, "less")
+        pool_enc = _encode_all(ctx, ctx.records, lcfg)
+        val_enc = _encode_all(ctx, val_recs, lcfg)
+        tf, vf, w = [], [], []
+        for c in ckpts:
+            model = _scoring_model(ctx, lcfg.lora, c["adapter"], lcfg)
+            adam = torch.load(Path(c["adapter"]).parent / "adam.pt", weights_only=True)
+            tf.append(less_features(model, pool_enc, ctx.tok.pad_token_id, int(lcfg.batch_tokens), int(lcfg.proj_dim),
+                                    int(lcfg.proj_seed), adam, desc=f"LESS train feats (ckpt {c['epoch']})"))
+            vf.append(less_features(model, val_enc, ctx.tok.pad_token_id, int(lcfg.batch_tokens), int(lcfg.proj_dim),
+                                    int(lcfg.proj_seed), None, desc=f"LESS val feats (ckpt {c['epoch']})"))
+            w.append(float(c["mean_lr"]))
+        return {"value": less_combine(tf, vf, w, [r["task"] for r in val_recs])}, \
+            {"checkpoints": len(ckpts), "weights": w, "val_hash": val_info["hash"]}
+
+    return ctx.cached("less", key, compute)
+
+
+SCORERS = {"influence": score_influence, "difficulty": score_difficulty, "similarity": score_similarity,
+           "less": score_less, "length": lambda c: score_proxy(c, "length"), "ifd": lambda c: score_proxy(c, "ifd")}
+
+
+def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: DictConfig, out_dir: Path
+                   ) -> tuple[dict, dict]:
+    """Compute (or load) the named scores. Returns (name → array or perspective dict, info for the record)."""
+    ctx = ScoreContext(records, model_path, cfg, out_dir)
+    scores, info = {}, {}
+    for name in needs:
+        res = SCORERS[name](ctx)
+        meta = res.pop("_meta")
+        info[name] = meta
+        if name == "difficulty":
+            persp = check_perspective(cfg.selection.get("perspective") or cfg.scoring.difficulty.perspective)
+            arr = res[persp] if persp in res else res["value"]
+            info[name]["perspective"] = persp if persp in res else f"n/a (proxy {cfg.scoring.difficulty.source})"
+            info[name]["source"] = cfg.scoring.difficulty.source
+            scores[name] = arr
+        elif name == "influence":
+            scores[name] = res["score"]
+            scores["loss"] = res["loss"]
+        else:
+            scores[name] = res["value"]
+    if ctx._val is not None:
+        info["validation"] = {"n": ctx._val[1]["n"], "hash": ctx._val[1]["hash"], "ids": ctx._val[1]["tasks"]}
+    return scores, info

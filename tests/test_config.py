@@ -1,0 +1,55 @@
+"""Every config option and every experiment composes."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import CONF, ROOT, compose
+
+GROUPS = ["pool", "model", "selection", "budget", "train", "eval", "logger", "scoring"]
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_option_composes(group, option):
+    cfg = compose([f"{group}={option}"])
+    c = OmegaConf.to_container(cfg[group], resolve=False)
+    assert c is not None
+    if group in ("budget",):
+        assert 0 < float(cfg.budget.fraction) <= 1
+
+
+@pytest.mark.parametrize("exp", sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml")))
+def test_every_experiment_composes_and_names_its_command(exp):
+    text = (ROOT / "experiments" / f"{exp}.yaml").read_text().splitlines()
+    assert text[0] == "# @package _global_"
+    assert text[1].startswith("# ") and f"experiment={exp}" in text[1], "line 2 must be the exact command"
+    cfg = compose([f"experiment={exp}"])
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    assert cfg.experiment_name
+
+
+def test_required_groups_and_launchers_exist():
+    for g in GROUPS:
+        assert _options(g), g
+    for name in ["medical_o1", "medical_o1_demo", "local"]:
+        assert name in _options("pool")
+    for name in ["smollm2_135m", "tiny", "llama31_8b_instruct", "qwen3_1_7b", "qwen3_4b", "qwen3_8b"]:
+        assert name in _options("model")
+    assert {"p1", "p10", "full"} <= set(_options("budget"))
+    assert {"lora_paper", "cpu_demo"} <= set(_options("train"))
+    assert {"online", "offline", "disabled"} <= set(_options("logger"))
+    cfg = compose(["hydra/launcher=joblib"], config_name="config")
+    assert cfg is not None
+
+
+def test_lora_paper_matches_method():
+    cfg = compose(["train=lora_paper"])
+    t = cfg.train
+    assert (t.lora.r, t.lr, t.scheduler, t.epochs, t.max_length) == (8, 1e-4, "cosine", 3, 8192)
+    assert list(t.lora.target_modules) == ["q_proj", "k_proj", "v_proj"]
+    assert (t.lora.alpha, t.lora.dropout, t.warmup_ratio, t.effective_batch) == (16, 0.05, 0.03, 16)
