@@ -123,7 +123,7 @@ def target_index(doc) -> int:
 
 # --------------------------------------------------------------------------- answer extraction
 def extract_letter(text: str, letters: list[str], options: list[str]) -> str:
-    """"The answer is X" → the final-response section's letter → its option text → the last bare letter."""
+    """"The answer is X" → an option label in the final-response section → an option text (whole words)."""
     if not isinstance(text, str):
         return "[invalid]"
     cls = "".join(letters)
@@ -131,11 +131,16 @@ def extract_letter(text: str, letters: list[str], options: list[str]) -> str:
     if m:
         return m[-1]
     tail = text.split("## Final Response")[-1]
-    m = re.findall(rf"(?:^|[\s(*])([{cls}])(?:[).:\s*]|$)", tail)
+    # a bare letter only where it reads as an option label: "(B)", "B)", "B.", "**B**" or alone on a line
+    m = re.findall(rf"(?:\(([{cls}])\)|(?:^|\s|\*)([{cls}])[).:*](?=\s|$)|^\s*([{cls}])\s*$)", tail, flags=re.M)
     if m:
-        return m[-1]
+        return next(x for x in m[-1] if x)
     low = tail.lower()
-    hits = [(low.rfind(o.lower()), l) for l, o in zip(letters, options) if o and o.lower() in low]
+    hits = []
+    for l, o in zip(letters, options):
+        found = [x.start() for x in re.finditer(rf"\b{re.escape(o.lower())}\b", low)] if o else []
+        if found:
+            hits.append((found[-1], l))
     if hits:
         return max(hits)[1]
     return "[invalid]"

@@ -1,0 +1,131 @@
+"""End-to-end runs of the real entry point on the tiny model: records, determinism, cache reuse, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from diq.artifacts import sha256_file
+from diq.errors import DiqError
+from diq.run import run
+
+RECORD_FIELDS = ["strategy", "budget_fraction", "n_pool", "n_selected", "selected_ids_path", "selected_ids_sha256",
+                 "selection_hash", "config_hash", "config", "git", "versions", "metrics", "averages", "seconds",
+                 "wandb", "pool_hash", "eval"]
+
+
+def _record(cfg):
+    rec = run(cfg)
+    on_disk = json.loads((Path(cfg.output_dir) / "record.json").read_text())
+    assert on_disk["selection_hash"] == rec["selection_hash"]
+    return on_disk
+
+
+def test_random_p10_end_to_end(run_cfg):
+    a = _record(run_cfg("selection=random", "budget=p10", "seed=0", out="a"))
+    for f in RECORD_FIELDS:
+        assert f in a, f
+    assert a["n_pool"] == 198 and a["n_selected"] == round(0.1 * 198) == 20
+    assert set(a["seconds"]) == {"score", "select", "train", "eval"}
+    assert a["selected_ids_sha256"] == sha256_file(a["selected_ids_path"])
+    assert a["eval"]["batch_size"] == 8 and isinstance(a["eval"]["batch_size"], int)
+    assert set(a["metrics"]) == {"pubmedqa_pqal_cot", "pubmedqa_pqal_mc"}
+    for v in a["metrics"].values():
+        assert 0.0 <= v <= 1.0
+    assert a["averages"]["AvgS"] == a["metrics"]["pubmedqa_pqal_cot"] and a["averages"]["AvgC"] is None
+    assert a["train"]["steps"] == 3 and a["train"]["final_loss"] > 0
+    assert a["versions"]["torch"].startswith("2.13")
+    b = _record(run_cfg("selection=random", "budget=p10", "seed=0", out="b"))
+    c = _record(run_cfg("selection=random", "budget=p10", "seed=1", out="c", ))
+    assert a["selection_hash"] == b["selection_hash"] and a["config_hash"] == b["config_hash"]
+    assert a["selection_hash"] != c["selection_hash"]
+    assert b["train"]["cache"] == a["train"]["cache"]  # same content key → the trained adapter is reused
+    assert b["metrics"] == a["metrics"]
+
+
+def test_full_strategy_and_budget_full(run_cfg):
+    rec = run(run_cfg("selection=full", "budget=full", "stop_after=select"))
+    assert rec["n_selected"] == 198
+    ids = json.loads(Path(rec["selected_ids_path"]).read_text())
+    assert len(set(ids)) == 198
+
+
+def test_diq_run_records_quadrants_and_plot(run_cfg):
+    rec = run(run_cfg("selection=diq", "scoring.difficulty.source=length", "stop_after=select", out="diq"))
+    info = rec["selection_info"]
+    assert sum(info["quadrant_sizes"].values()) == 198
+    assert sum(info["selected_per_quadrant"].values()) == 20
+    assert Path(rec["plots"][0]).stat().st_size > 5000
+    assert rec["scores"]["validation"]["n"] == 20
+    again = run(run_cfg("selection=diq", "scoring.difficulty.source=length", "stop_after=select", out="diq2"))
+    assert again["selection_hash"] == rec["selection_hash"]
+    assert again["scores"]["influence"]["reused"] is True
+
+
+def test_sweep_scores_each_sample_once(run_cfg, tmp_path, monkeypatch):
+    from diq import scores
+
+    monkeypatch.setattr(scores, "SCORER_CALLS", scores.SCORER_CALLS.__class__())
+    cache = tmp_path / "fresh_cache"
+    hashes = {}
+    for strat in ["diq", "influence", "difficulty", "quadrant"]:
+        for budget in ["0.01", "0.1"]:
+            extra = ["selection.fill=true"] if strat == "quadrant" else []
+            rec = run(run_cfg(f"selection={strat}", f"budget.fraction={budget}", "scoring.difficulty.source=loss",
+                              "stop_after=select", f"cache_dir={cache}", *extra, out=f"{strat}-{budget}"))
+            hashes[(strat, budget)] = rec["selection_hash"]
+    assert scores.SCORER_CALLS == {"influence": 1}  # loss difficulty is the influence pass's by-product
+    assert len(set(hashes.values())) >= 6
+
+
+@pytest.mark.parametrize("override,message", [
+    (["budget.fraction=0"], "outside (0, 1]"),
+    (["budget.fraction=1.5"], "outside (0, 1]"),
+    (["budget.fraction=0.001"], "rounds to 0 samples"),
+    (["pool=local", "pool.path=/nonexistent/pool.jsonl"], "pool file not found"),
+    (["selection.name=nope"], "unknown selection strategy 'nope'"),
+    (["selection=difficulty", "selection.perspective=vibes", "scoring.difficulty.source=judge"],
+     "unknown difficulty perspective 'vibes'"),
+    (["model=local", "model.path=/nonexistent/model"], "has no config.json"),
+    (["eval.tasks=[{name: pubmedqa_pqal_cott, category: S}]"], "did you mean pubmedqa_pqal_cot"),
+])
+def test_bad_input_fails_clearly_without_a_complete_record(run_cfg, override, message):
+    cfg = run_cfg(*override, out="bad")
+    with pytest.raises(DiqError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(cfg)
+    out = Path(cfg.output_dir)
+    assert not (out / "record.json").exists()
+    assert json.loads((out / "record.failed.json").read_text())["status"] == "failed"
+
+
+def test_cli_exit_code_and_message(tmp_path, cache_dir):
+    env = {**os.environ, "DIQ_CACHE_DIR": str(cache_dir)}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "a", "response": "b"}\n{"question": \n')
+    p = subprocess.run([sys.executable, "-m", "diq.run", "model=tiny", "logger=disabled", "pool=local",
+                        f"pool.path={bad}", f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert f"{bad}:2: malformed JSON line" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_local_pool_and_local_benchmark_through_config_only(run_cfg, tmp_path):
+    pool = tmp_path / "my_pool.jsonl"
+    pool.write_text("\n".join(json.dumps({"prompt": f"What is {i}+{i}?", "cot": f"{i} and {i}", "out": str(2 * i)})
+                              for i in range(30)))
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("\n".join(json.dumps({"q": f"Pick {c}", "opts": ["x", "y", "z"], "gold": c})
+                               for c in "ABCAB"))
+    rec = run(run_cfg("pool=local", f"pool.path={pool}", "pool.fields.question=prompt", "pool.fields.reasoning=cot",
+                      "pool.fields.response=out", "budget.fraction=0.2", "eval=local_file",
+                      f"eval.tasks.0.local.path={bench}", "eval.tasks.0.local.question_field=q",
+                      "eval.tasks.0.local.options_field=opts", "eval.tasks.0.local.answer_field=gold",
+                      "eval.tasks.0.local.mode=mc", "eval.limit=null"))
+    assert rec["n_pool"] == 30 and rec["n_selected"] == 6
+    assert rec["eval"]["tasks"]["local_bench"]["n"] == 5

@@ -1,0 +1,49 @@
+"""W&B offline mirror: the run is finished even on failure, and no secret from the environment leaks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from diq.run import run
+
+CANARY = "sk-canary-7f3a9c1e5b2d4f60"
+
+
+def _scan(root: Path) -> list[str]:
+    hits = []
+    for p in root.rglob("*"):
+        if p.is_file():
+            try:
+                if CANARY.encode() in p.read_bytes():
+                    hits.append(str(p))
+            except OSError:
+                pass
+    return hits
+
+
+def test_offline_wandb_and_canary_secret(run_cfg, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_API_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    cfg = run_cfg("logger=offline", "selection=random", "budget=p10", out="wb")
+    rec = run(cfg)
+    out = Path(cfg.output_dir)
+    assert rec["wandb"].startswith("offline:")
+    runs = list(out.rglob("offline-run-*"))
+    assert runs, "an offline W&B run directory is written"
+    assert list(runs[0].rglob("*.wandb"))
+    assert _scan(out) == [] and _scan(Path(cfg.cache_dir)) == []
+    assert CANARY not in capsys.readouterr().out
+
+
+def test_wandb_finished_on_failure(run_cfg, monkeypatch):
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = run_cfg("logger=offline", "budget.fraction=7", out="wbfail")
+    with pytest.raises(Exception):
+        run(cfg)
+    assert wandb.run is None  # finished, not left open
