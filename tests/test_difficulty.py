@@ -1,0 +1,152 @@
+"""Difficulty sources: local judge (expected value over 1–5), OpenAI-compatible judge against a fake server
+on 127.0.0.1 (logprobs, retries, unparseable replies, resume), the classifier CLI on a tiny backbone."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diq.difficulty import PERSPECTIVES
+from diq.difficulty.judge import LocalJudge, OpenAIJudge, judge_records
+from diq.errors import DiqError
+
+RECS = [{"id": f"r{i}", "question": f"Question {i}: what causes fever?", "reasoning": "", "response": "infection"}
+        for i in range(6)]
+
+
+class FakeOpenAI(BaseHTTPRequestHandler):
+    mode = "logprobs"          # logprobs | text | garbage | fail_then_ok
+    calls = 0
+    auth = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cls = type(self)
+        cls.calls += 1
+        cls.auth.append(self.headers.get("Authorization"))
+        if cls.mode == "fail_then_ok" and cls.calls % 2 == 1:
+            self.send_response(503)
+            self.end_headers()
+            return
+        text = body["messages"][0]["content"]
+        rating = 1 + (len(text) % 5)
+        if cls.mode == "garbage":
+            msg = {"message": {"content": "I refuse to rate."}}
+        elif cls.mode == "logprobs":
+            tops = [{"token": str(k), "logprob": math.log(0.6 if k == rating else 0.1)} for k in range(1, 6)]
+            msg = {"message": {"content": str(rating)}, "logprobs": {"content": [{"token": str(rating),
+                                                                                     "top_logprobs": tops}]}}
+        else:
+            msg = {"message": {"content": f"Rating: {rating}"}}
+        data = json.dumps({"choices": [msg]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def server():
+    FakeOpenAI.calls, FakeOpenAI.auth, FakeOpenAI.mode = 0, [], "logprobs"
+    srv = HTTPServer(("127.0.0.1", 0), FakeOpenAI)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_port}/v1"
+    srv.shutdown()
+
+
+def test_openai_judge_expected_value_and_key_from_env(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_JUDGE_KEY", "secret-xyz")
+    j = OpenAIJudge(server, "judge-model", api_key_env="MY_JUDGE_KEY", backoff=0.01)
+    res = judge_records(j, RECS, PERSPECTIVES, tmp_path / "ratings.jsonl")
+    assert set(res) == set(PERSPECTIVES) and all(len(v) == 6 for v in res.values())
+    # expected value with p(rating)=0.6/1.0 and 0.1 elsewhere: 0.6·r + 0.1·(15 − r)
+    from diq.difficulty.rubric import judge_prompt
+
+    r = 1 + (len(judge_prompt(RECS[0], "overall")) % 5)
+    assert res["overall"][0] == pytest.approx(0.6 * r + 0.1 * (15 - r))
+    assert FakeOpenAI.auth[0] == "Bearer secret-xyz"
+    assert "secret-xyz" not in (tmp_path / "ratings.jsonl").read_text()
+
+
+def test_openai_judge_retries_then_succeeds(server, tmp_path):
+    FakeOpenAI.mode = "fail_then_ok"
+    j = OpenAIJudge(server, "m", backoff=0.01, logprobs=False)
+    res = judge_records(j, RECS[:2], ["overall"], tmp_path / "r.jsonl")
+    assert FakeOpenAI.calls == 4 and all(1 <= v <= 5 for v in res["overall"])
+
+
+def test_unparseable_ratings_fail_clearly_and_keep_partial(server, tmp_path):
+    part = tmp_path / "partial.jsonl"
+    FakeOpenAI.mode = "text"
+    j = OpenAIJudge(server, "m", backoff=0.01, max_retries=2, logprobs=False)
+    judge_records(j, RECS[:3], ["overall"], part)
+    assert len(part.read_text().splitlines()) == 3
+    FakeOpenAI.mode = "garbage"
+    with pytest.raises(DiqError, match=r"failed 2 times; last error: ValueError: no rating 1-5[\s\S]*ratings obtained "
+                                       r"so far are kept"):
+        judge_records(j, RECS, ["overall"], part)
+    assert len(part.read_text().splitlines()) == 3  # nothing lost
+    FakeOpenAI.mode, FakeOpenAI.calls = "text", 0
+    res = judge_records(j, RECS, ["overall"], part)  # resumes: only the 3 missing records are asked
+    assert FakeOpenAI.calls == 3 and len(res["overall"]) == 6
+
+
+def test_endpoint_down(tmp_path):
+    j = OpenAIJudge("http://127.0.0.1:9/v1", "m", backoff=0.01, max_retries=2, timeout=2)
+    with pytest.raises(DiqError, match=r"judge endpoint http://127.0.0.1:9/v1/chat/completions failed 2 times"):
+        judge_records(j, RECS[:1], ["overall"], tmp_path / "x.jsonl")
+
+
+def test_local_judge_expected_value(tiny_path):
+    j = LocalJudge(tiny_path, batch_size=2)
+    v = j.rate(["Rate 1-5: easy?", "Rate 1-5: a much longer question about renal physiology?", "x"])
+    assert len(v) == 3 and all(1.0 <= x <= 5.0 for x in v)
+    assert len({round(x, 6) for x in v}) > 1  # not a constant
+
+
+def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
+    from diq.difficulty.__main__ import main
+
+    rng = np.random.default_rng(0)
+    labels = tmp_path / "labels.jsonl"
+    pool = tmp_path / "pool.jsonl"
+    rows = [{"id": f"q{i}", "question": "short" if i % 2 else "a long and complicated clinical vignette " * 5,
+             "reasoning": "", "response": "ok"} for i in range(30)]
+    pool.write_text("\n".join(json.dumps(r) for r in rows))
+    with labels.open("w") as f:
+        for i, r in enumerate(rows):
+            for p in PERSPECTIVES:
+                f.write(json.dumps({"id": r["id"], "perspective": p, "rating": 1 if i % 2 else 5}) + "\n")
+    model_dir = tmp_path / "clf"
+    assert main(["train", "--pool-path", str(pool), "--fields", "id=id", "--labels", str(labels), "--backbone",
+                 tiny_path, "--epochs", "6", "--lr", "3e-3", "--out", str(model_dir), "--max-length", "64"]) == 0
+    info = json.loads((model_dir / "diq_classifier.json").read_text())
+    assert info["best_val_macro_f1"] > 0.5
+    out = tmp_path / "pred.json"
+    assert main(["predict", "--pool-path", str(pool), "--fields", "id=id", "--model", str(model_dir), "--out", str(out),
+                 "--max-length", "64"]) == 0
+    pred = json.loads(out.read_text())
+    hard = np.mean([pred[f"q{i}"]["overall"] for i in range(0, 30, 2)])
+    easy = np.mean([pred[f"q{i}"]["overall"] for i in range(1, 30, 2)])
+    assert hard > easy + 1.0, (hard, easy)
+    assert rng is not None
+
+
+def test_classifier_bad_labels_file(tmp_path):
+    from diq.difficulty.classifier import read_labels
+
+    p = tmp_path / "l.jsonl"
+    p.write_text('{"id": "a", "perspective": "overall", "rating": 3}\n{"id": "b"}\n')
+    with pytest.raises(DiqError, match=r"l.jsonl:2: bad label line"):
+        read_labels(p)
