@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .formatting import Encoded, collate, per_sample_mean_loss
+from .formatting import Encoded, collate, per_sample_response_loss
 
 
 def lora_modules(model: nn.Module) -> list[tuple[str, nn.Linear]]:
@@ -104,8 +104,7 @@ def iter_per_sample_grads(model: nn.Module, encoded: list[Encoded], pad_id: int,
             batch = collate([encoded[i] for i in idx], pad_id)
             batch = {k: v.to(device) for k, v in batch.items()}
             model.zero_grad(set_to_none=True)
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            losses = per_sample_mean_loss(logits, batch["labels"])
+            losses = per_sample_response_loss(model, batch)
             losses.sum().backward()
             grads = {n: cap.grads.pop(n) for n in cap.names}
             model.zero_grad(set_to_none=True)

@@ -286,6 +286,8 @@ def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: 
                    ) -> tuple[dict, dict]:
     """Compute (or load) the named scores. Returns (name → array or perspective dict, info for the record)."""
     ctx = ScoreContext(records, model_path, cfg, out_dir)
+    if "difficulty" in needs:  # fail before any expensive scoring
+        check_perspective(cfg.selection.get("perspective") or cfg.scoring.difficulty.perspective)
     scores, info = {}, {}
     for name in needs:
         res = SCORERS[name](ctx)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from .artifacts import write_json
-from .formatting import Encoded, collate, encode, token_losses
+from .formatting import Encoded, collate, encode, response_token_losses
 from .lora import attach_lora
 from .models import load_model, load_tokenizer
 
@@ -84,8 +84,7 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
         for mb in micro_batches:
             batch = collate([encoded[i] for i in mb], tok.pad_token_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            ce, _ = token_losses(out.logits, batch["labels"])
+            ce, _ = response_token_losses(model, batch)
             loss = ce.sum() / n_tok
             loss.backward()
             total += float(loss.detach())

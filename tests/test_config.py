@@ -53,3 +53,15 @@ def test_lora_paper_matches_method():
     assert (t.lora.r, t.lr, t.scheduler, t.epochs, t.max_length) == (8, 1e-4, "cosine", 3, 8192)
     assert list(t.lora.target_modules) == ["q_proj", "k_proj", "v_proj"]
     assert (t.lora.alpha, t.lora.dropout, t.warmup_ratio, t.effective_batch) == (16, 0.05, 0.03, 16)
+
+
+@pytest.mark.parametrize("sweep", sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml")))
+def test_every_sweep_composes(sweep):
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+
+    text = (ROOT / "sweeps" / f"{sweep}.yaml").read_text().splitlines()
+    assert text[0] == "# @package _global_" and f"sweep={sweep}" in text[1]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hcompose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params, "a sweep defines hydra.sweeper.params"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..formatting import assistant_text, collate, encode, per_sample_mean_loss
+from ..formatting import assistant_text, collate, encode, per_sample_response_loss
 from ..gradients import token_budget_batches
 
 
@@ -32,8 +32,7 @@ def response_losses(model, tok, records: list[dict], max_length: int, batch_toke
     dev = next(model.parameters()).device
     for idx in tqdm(token_budget_batches([len(e.input_ids) for e in enc], batch_tokens), desc=desc):
         b = {k: v.to(dev) for k, v in collate([enc[i] for i in idx], tok.pad_token_id).items()}
-        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        out[idx] = per_sample_mean_loss(logits, b["labels"]).double().cpu().numpy()
+        out[idx] = per_sample_response_loss(model, b).double().cpu().numpy()
     return out
 
 

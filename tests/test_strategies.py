@@ -1,0 +1,64 @@
+"""Every strategy through the real entry point on the tiny model (score → select), with small LESS settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diq.run import run
+
+SMALL_LESS = ["scoring.less.proj_dim=256", "scoring.less.warmup.epochs=2", "scoring.less.warmup.fraction=0.1",
+              "scoring.less.lora.r=4", "scoring.less.lora.alpha=16", "scoring.less.warmup.lr=1e-3"]
+
+
+@pytest.mark.parametrize("strategy,extra", [
+    ("less", SMALL_LESS),
+    ("similarity", []),
+    ("ifd", []),
+    ("length", []),
+    ("difficulty", ["scoring.difficulty.source=pass_rate"]),
+    ("difficulty", ["scoring.difficulty.source=judge", "selection.perspective=reasoning", "pool.limit=20",
+                    "scoring.difficulty.judge.max_length=256"]),
+    ("diq", ["scoring.influence.warmup.enabled=true", "scoring.influence.warmup.epochs=2",
+             "scoring.influence.warmup.checkpoints=all", "scoring.difficulty.source=loss",
+             "scoring.proxies.loss_from_influence=false"]),
+    ("diq", ["scoring.influence.proj_dim=512", "scoring.influence.normalize=cosine",
+             "scoring.difficulty.source=length"]),
+])
+def test_strategy_selects_k_distinct_ids(run_cfg, strategy, extra):
+    rec = run(run_cfg(f"selection={strategy}", "stop_after=select", *extra, out=strategy))
+    ids = json.loads(Path(rec["selected_ids_path"]).read_text())
+    assert len(ids) == len(set(ids)) == rec["n_selected"] == round(0.1 * rec["n_pool"])
+    assert rec["scores"]
+    again = run(run_cfg(f"selection={strategy}", "stop_after=select", *extra, out=strategy + "2"))
+    assert again["selection_hash"] == rec["selection_hash"]
+    for name, meta in again["scores"].items():
+        if name != "validation":
+            assert meta.get("reused") is not False, f"{name} was recomputed on rerun"
+
+
+def test_less_warmup_checkpoints_store_adam_state_by_module(run_cfg):
+    rec = run(run_cfg("selection=less", "stop_after=score", *SMALL_LESS, out="lesswu"))
+    cache = Path(rec["config"]["cache_dir"])
+    ckpts = sorted(cache.glob("warmup/less/*/ckpt-*"))
+    assert [c.name for c in ckpts] == ["ckpt-1", "ckpt-2"]
+    state = torch.load(ckpts[-1] / "adam.pt", weights_only=True)
+    from diq.gradients import GradientCapture
+    from diq.lora import attach_lora
+    from diq.models import load_model
+    from omegaconf import OmegaConf
+
+    lora = OmegaConf.create({"r": 4, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+                             "seed": 0})
+    dims = GradientCapture(attach_lora(load_model(rec["model_path"]), lora)).dims
+    assert set(state) == set(dims)
+    for n, (m, v) in state.items():
+        assert m.numel() == v.numel() == dims[n] and bool((v >= 0).all())
+    meta = json.loads((ckpts[-1].parent / "_DONE.json").read_text())
+    lrs = [c["mean_lr"] for c in meta["checkpoints"]]
+    assert len(lrs) == 2 and lrs[0] > lrs[1] > 0  # cosine decay: epoch 1 has the larger mean lr
+    assert np.isfinite(lrs).all()
