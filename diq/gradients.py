@@ -94,11 +94,17 @@ class GradBatch:
 
 
 def iter_per_sample_grads(model: nn.Module, encoded: list[Encoded], pad_id: int, batch_tokens: int = 4096,
-                          max_batch: int = 64, desc: str = "grads", progress: bool = True) -> Iterator[GradBatch]:
-    """Yield exact per-sample gradients batch by batch. Memory grows with the batch, never with the pool."""
+                          max_batch: int = 64, desc: str = "grads", progress: bool = True,
+                          shard: tuple[int, int] = (0, 1)) -> Iterator[GradBatch]:
+    """Yield exact per-sample gradients batch by batch. Memory grows with the batch, never with the pool.
+
+    ``shard=(i, n)`` processes batches i, i+n, i+2n, … of the global plan, so the union of n shards computes
+    exactly the batches an unsharded pass does (bitwise-identical results)."""
     device = next(p for p in model.parameters() if p.requires_grad).device
     batches = token_budget_batches([len(e.input_ids) for e in encoded], batch_tokens, max_batch)
-    bar = tqdm(total=len(encoded), desc=desc, unit="sample", disable=not progress, dynamic_ncols=True)
+    batches = batches[shard[0]::shard[1]]
+    bar = tqdm(total=sum(len(b) for b in batches), desc=desc, unit="sample", disable=not progress,
+               dynamic_ncols=True)
     with GradientCapture(model) as cap:
         for idx in batches:
             batch = collate([encoded[i] for i in idx], pad_id)

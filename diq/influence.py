@@ -32,17 +32,18 @@ def mean_gradient(model, encoded, pad_id, batch_tokens: int, desc: str = "val gr
 
 def dot_scores(model, encoded, pad_id, target: dict[str, torch.Tensor], batch_tokens: int,
                proj_dim: int | None = None, proj_seed: int = 0, normalize: str = "none",
-               desc: str = "influence") -> dict[str, np.ndarray]:
+               desc: str = "influence", shard: tuple[int, int] = (0, 1)) -> dict[str, np.ndarray]:
     """Per-sample Dot (or cosine) with ``target``; also the per-sample loss and gradient norm (free by-products).
 
-    With ``proj_dim`` both sides are projected with the same per-module Rademacher blocks first."""
+    With ``proj_dim`` both sides are projected with the same per-module Rademacher blocks first. With ``shard``
+    only that shard's batches are computed; other samples are NaN (see ``merge_shards``)."""
     if normalize not in ("none", "cosine"):
         from .errors import DiqError
 
         raise DiqError(f"scoring.influence.normalize={normalize!r}; choose none or cosine")
     names = sorted(target)
     n = len(encoded)
-    dot, norm, loss = np.zeros(n), np.zeros(n), np.zeros(n)
+    dot, norm, loss = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     proj = None
     if proj_dim:
         dims = {k: v.numel() for k, v in target.items()}
@@ -51,7 +52,7 @@ def dot_scores(model, encoded, pad_id, target: dict[str, torch.Tensor], batch_to
         t_norm = float(t_proj.norm())
     else:
         t_norm = float(torch.sqrt(sum((v.double() ** 2).sum() for v in target.values())))
-    for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):
+    for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc, shard=shard):
         idx = np.asarray(gb.index)
         if proj is not None:
             feats = proj(gb.grads)
@@ -65,6 +66,19 @@ def dot_scores(model, encoded, pad_id, target: dict[str, torch.Tensor], batch_to
         loss[idx] = gb.losses.double().numpy()
     score = dot if normalize == "none" else dot / np.maximum(norm * t_norm, 1e-30)
     return {"score": score, "dot": dot, "grad_norm": norm, "loss": loss}
+
+
+def merge_shards(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Combine shard results (each NaN outside its own samples); every sample must come from exactly one shard."""
+    out = {}
+    for key in parts[0]:
+        stack = np.stack([p[key] for p in parts])
+        have = ~np.isnan(stack)
+        if not (have.sum(0) == 1).all():
+            raise RuntimeError(f"shards do not partition the pool for {key!r}: "
+                               f"{int((have.sum(0) != 1).sum())} samples covered ≠ 1 times")
+        out[key] = stack[have.argmax(0), np.arange(stack.shape[1])]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- LESS

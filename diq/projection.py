@@ -13,23 +13,26 @@ import torch
 
 class RademacherProjector:
     def __init__(self, names: list[str], dims: dict[str, int], k: int, seed: int = 0,
-                 keep_bytes: int = 512 * 2**20, device: str | torch.device = "cpu"):
+                 keep_bytes: int = 512 * 2**20, device: str | torch.device = "cpu", keep_float: bool = False):
         self.names, self.dims, self.k, self.seed = list(names), dict(dims), int(k), int(seed)
         self.device = torch.device(device)
-        total = sum(dims[n] for n in names) * self.k  # int8 entries
+        self.keep_float = keep_float  # keep scaled float32 blocks (fast, 4× the memory) instead of int8 signs
+        total = sum(dims[n] for n in names) * self.k * (4 if keep_float else 1)
         self._kept: dict[str, torch.Tensor] | None = {} if total <= keep_bytes else None
 
     def block(self, m: int) -> torch.Tensor:
         """[d_m, k] float32 block of module m (±1/√k)."""
         name = self.names[m]
         if self._kept is not None and name in self._kept:
-            return self._kept[name].float().mul_(self.k ** -0.5)
+            kept = self._kept[name]
+            return kept if self.keep_float else kept.float().mul_(self.k ** -0.5)
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + m)
         signs = torch.randint(0, 2, (self.dims[name], self.k), generator=gen, dtype=torch.int8).mul_(2).sub_(1)
         signs = signs.to(self.device)
+        scaled = signs.float().mul_(self.k ** -0.5)
         if self._kept is not None:
-            self._kept[name] = signs
-        return signs.float().mul_(self.k ** -0.5)
+            self._kept[name] = scaled if self.keep_float else signs
+        return scaled
 
     def __call__(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
         out = None

@@ -51,7 +51,19 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
 
     # -- pool and budget
     records = load_pool(cfg.pool)
-    rec.update(pool=cfg.pool.name, n_pool=len(records), pool_hash=pool_hash(records))
+    rec.update(pool=cfg.pool.name, n_pool_raw=len(records))
+    decontam = None
+    if cfg.decontaminate != "off":
+        from . import decontam as dc
+
+        docs, skipped = dc.benchmark_docs(cfg.eval)
+        report = dc.check(records, docs, int(cfg.decontam_ngram))
+        records = dc.apply(cfg.decontaminate, "pool", records, report)
+        decontam = (cfg.decontaminate, docs, int(cfg.decontam_ngram))
+        rec["decontamination"] = {"mode": cfg.decontaminate, "ngram": int(cfg.decontam_ngram),
+                                  "benchmarks": {k: len(v) for k, v in docs.items()}, "skipped": skipped,
+                                  "pool": report.summary()}
+    rec.update(n_pool=len(records), pool_hash=pool_hash(records))
     strat = get_strategy(cfg.selection.name)
     k = len(records) if cfg.selection.name == "full" else budget_k(cfg.budget.fraction, len(records))
     model_path = resolve_model(cfg.model)
@@ -61,10 +73,17 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
     t = time.time()
     scores = {}
     needs = strat.needs(cfg.selection)
+    if cfg.scoring.influence.get("shard_index") is not None and cfg.stop_after != "score":
+        raise DiqError(f"scoring.influence.shard_index={cfg.scoring.influence.shard_index} computes one shard only\n"
+                       f"  fix: add stop_after=score to shard runs; a later run without shard_index merges them")
     if needs:
         from .scores import compute_scores
 
-        scores, score_info = compute_scores(needs, records, model_path, cfg, out_dir)
+        score_model = resolve_model(cfg.scoring.model) if cfg.scoring.get("model") else model_path
+        scores, score_info = compute_scores(needs, records, score_model, cfg, out_dir, decontam=decontam)
+        if "validation_decontamination" in score_info:
+            rec.setdefault("decontamination", {})["validation"] = score_info.pop("validation_decontamination")
+        score_info["scoring_model"] = score_model
         rec["scores"] = score_info
     seconds["score"] = time.time() - t
     if cfg.stop_after == "score":

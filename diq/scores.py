@@ -33,8 +33,10 @@ def _c(x) -> dict:
 class ScoreContext:
     """What every scorer shares: the pool, the model path, the validation set and the cache root."""
 
-    def __init__(self, records, model_path, cfg: DictConfig, out_dir: Path):
+    def __init__(self, records, model_path, cfg: DictConfig, out_dir: Path, decontam=None):
         self.records, self.model_path, self.cfg, self.out_dir = records, model_path, cfg, out_dir
+        self.decontam = decontam  # (mode, benchmark docs, n) or None
+        self.val_decontam: dict | None = None
         self.ids = [r["id"] for r in records]
         self.pool_hash = pool_hash(records)
         self.cache = Path(cfg.cache_dir)
@@ -52,7 +54,23 @@ class ScoreContext:
     @property
     def val(self):
         if self._val is None:
-            self._val = build_validation(self.cfg.scoring.validation, int(self.cfg.seed))
+            recs, info = build_validation(self.cfg.scoring.validation, int(self.cfg.seed))
+            if self.decontam is not None:
+                from . import decontam as dc
+                from .artifacts import sha256_obj
+
+                mode, docs, n = self.decontam
+                rep = dc.check(recs, docs, n)
+                self.val_decontam = rep.summary()
+                kept = dc.apply(mode, "validation", recs, rep)
+                if len(kept) != len(recs):
+                    keep = {r["id"] for r in kept}
+                    info = {**info, "tasks": {t: [i for i in ids if i in keep] for t, ids in info["tasks"].items()},
+                            "n": len(kept), "hash": sha256_obj([{k: r[k] for k in ("id", "task", "question",
+                                                                                   "reasoning", "response")}
+                                                                for r in kept])}
+                    recs = kept
+            self._val = (recs, info)
         return self._val
 
     def base_key(self) -> dict:
@@ -130,38 +148,67 @@ def _warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dic
 
 
 # ------------------------------------------------------------------------------------------ scorers
-def score_influence(ctx: ScoreContext) -> dict:
+def _influence_key(ctx: ScoreContext) -> dict:
+    icfg = _c(ctx.cfg.scoring.influence)
+    icfg.pop("shards", None)
+    icfg.pop("shard_index", None)  # sharding never changes the result (bitwise), so it is not in the key
+    return {"lora": lora_key(ctx.cfg.train.lora), "val_hash": ctx.val[1]["hash"], "influence": icfg}
+
+
+def _influence_pass(ctx: ScoreContext, shard: tuple[int, int]) -> tuple[dict, dict]:
+    """One (shard of a) influence pass over every warm-up checkpoint."""
     from .influence import dot_scores, mean_gradient
 
     icfg = ctx.cfg.scoring.influence
     lora_cfg = ctx.cfg.train.lora
     val_recs, val_info = ctx.val
-    key = {"lora": lora_key(lora_cfg), "val_hash": val_info["hash"], "influence": _c(icfg)}
+    if icfg.warmup.enabled:
+        ckpts = _warmup_checkpoints(ctx, icfg.warmup, lora_cfg, "diq")
+        ckpts = ckpts if icfg.warmup.checkpoints == "all" else ckpts[-1:]
+    else:
+        ckpts = [{"adapter": None, "mean_lr": 1.0}]
+    pool_enc = _encode_all(ctx, ctx.records, icfg)
+    val_enc = _encode_all(ctx, val_recs, icfg)
+    total: dict = {"score": 0.0, "dot": 0.0}
+    for c in ckpts:
+        model = _scoring_model(ctx, lora_cfg, c["adapter"], icfg)
+        target = mean_gradient(model, val_enc, ctx.tok.pad_token_id, int(icfg.batch_tokens))
+        res = dot_scores(model, pool_enc, ctx.tok.pad_token_id, target, int(icfg.batch_tokens),
+                         proj_dim=icfg.get("proj_dim"), proj_seed=int(icfg.proj_seed), normalize=icfg.normalize,
+                         shard=shard)
+        w = float(c["mean_lr"]) if len(ckpts) > 1 else 1.0
+        total["score"] = total["score"] + w * res["score"]
+        total["dot"] = total["dot"] + w * res["dot"]
+        if "loss" not in total:  # the first checkpoint's loss (the base model's when not warmed up)
+            total["loss"], total["grad_norm"] = res["loss"], res["grad_norm"]
+        del model
+    return total, {"n_val": val_info["n"], "val_hash": val_info["hash"], "val_ids": val_info["tasks"],
+                   "checkpoints": len(ckpts), "n_tokens": sum(len(e.input_ids) for e in pool_enc)}
+
+
+def score_influence_shard(ctx: ScoreContext, index: int, count: int) -> dict:
+    """One shard (batches index, index+count, … of the global length-sorted plan), cached on its own."""
+    if not 0 <= index < count:
+        raise DiqError(f"scoring.influence.shard_index={index} with shards={count}\n  fix: use 0 … {count - 1}")
+    return ctx.cached(f"influence_shard/{index}-of-{count}", _influence_key(ctx),
+                      lambda: _influence_pass(ctx, (index, count)))
+
+
+def score_influence(ctx: ScoreContext) -> dict:
+    from .influence import merge_shards
+
+    icfg = ctx.cfg.scoring.influence
+    count = int(icfg.get("shards") or 1)
 
     def compute():
-        if icfg.warmup.enabled:
-            ckpts = _warmup_checkpoints(ctx, icfg.warmup, lora_cfg, "diq")
-            ckpts = ckpts if icfg.warmup.checkpoints == "all" else ckpts[-1:]
-        else:
-            ckpts = [{"adapter": None, "mean_lr": 1.0}]
-        pool_enc = _encode_all(ctx, ctx.records, icfg)
-        val_enc = _encode_all(ctx, val_recs, icfg)
-        total = {"score": 0.0, "dot": 0.0}
-        for c in ckpts:
-            model = _scoring_model(ctx, lora_cfg, c["adapter"], icfg)
-            target = mean_gradient(model, val_enc, ctx.tok.pad_token_id, int(icfg.batch_tokens))
-            res = dot_scores(model, pool_enc, ctx.tok.pad_token_id, target, int(icfg.batch_tokens),
-                             proj_dim=icfg.get("proj_dim"), proj_seed=int(icfg.proj_seed), normalize=icfg.normalize)
-            w = float(c["mean_lr"]) if len(ckpts) > 1 else 1.0
-            total["score"] = total["score"] + w * res["score"]
-            total["dot"] = total["dot"] + w * res["dot"]
-            if "loss" not in total:  # the first checkpoint's loss (the base model's when not warmed up)
-                total["loss"], total["grad_norm"] = res["loss"], res["grad_norm"]
-            del model
-        return total, {"n_val": val_info["n"], "val_hash": val_info["hash"], "val_ids": val_info["tasks"],
-                       "checkpoints": len(ckpts), "n_tokens": sum(len(e.input_ids) for e in pool_enc)}
+        if count == 1:
+            return _influence_pass(ctx, (0, 1))
+        parts = [score_influence_shard(ctx, i, count) for i in range(count)]
+        metas = [p.pop("_meta") for p in parts]
+        return merge_shards(parts), {**{k: v for k, v in metas[0].items() if k not in ("cache", "reused", "seconds")},
+                                     "shards": count, "shard_caches": [m["cache"] for m in metas]}
 
-    return ctx.cached("influence", key, compute)
+    return ctx.cached("influence", _influence_key(ctx), compute)
 
 
 def score_difficulty(ctx: ScoreContext) -> dict:
@@ -282,14 +329,18 @@ SCORERS = {"influence": score_influence, "difficulty": score_difficulty, "simila
            "less": score_less, "length": lambda c: score_proxy(c, "length"), "ifd": lambda c: score_proxy(c, "ifd")}
 
 
-def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: DictConfig, out_dir: Path
-                   ) -> tuple[dict, dict]:
+def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: DictConfig, out_dir: Path,
+                   decontam=None) -> tuple[dict, dict]:
     """Compute (or load) the named scores. Returns (name → array or perspective dict, info for the record)."""
-    ctx = ScoreContext(records, model_path, cfg, out_dir)
+    ctx = ScoreContext(records, model_path, cfg, out_dir, decontam)
     if "difficulty" in needs:  # fail before any expensive scoring
         check_perspective(cfg.selection.get("perspective") or cfg.scoring.difficulty.perspective)
     scores, info = {}, {}
     for name in needs:
+        if name == "influence" and cfg.scoring.influence.get("shard_index") is not None:
+            res = score_influence_shard(ctx, int(cfg.scoring.influence.shard_index), int(cfg.scoring.influence.shards))
+            info["influence_shard"] = res.pop("_meta")
+            continue
         res = SCORERS[name](ctx)
         meta = res.pop("_meta")
         info[name] = meta
@@ -306,4 +357,6 @@ def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: 
             scores[name] = res["value"]
     if ctx._val is not None:
         info["validation"] = {"n": ctx._val[1]["n"], "hash": ctx._val[1]["hash"], "ids": ctx._val[1]["tasks"]}
+    if ctx.val_decontam is not None:
+        info["validation_decontamination"] = ctx.val_decontam
     return scores, info

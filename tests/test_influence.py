@@ -117,3 +117,26 @@ def test_token_budget_batches_sorted_and_bounded():
     for b in batches:
         assert max(lengths[i] for i in b) * len(b) <= 200 or len(b) == 1
     assert batches[0] == [1, 6]  # longest first, ties by index
+
+
+def test_sharded_scoring_is_bitwise_identical(run_cfg):
+    import numpy as np
+
+    from diq.run import run
+
+    base = ["selection=influence", "stop_after=score", "scoring.influence.max_length=256"]
+    full = run(run_cfg(*base, out="unsharded"))
+    for i in range(3):
+        run(run_cfg(*base, "scoring.influence.shards=3", f"scoring.influence.shard_index={i}",
+                    "cache_dir=${oc.env:DIQ_CACHE_DIR}/sharded", out=f"shard{i}"))
+    from diq import scores
+
+    scores.SCORER_CALLS.clear()
+    merged = run(run_cfg(*base, "scoring.influence.shards=3", "cache_dir=${oc.env:DIQ_CACHE_DIR}/sharded",
+                         out="merged"))
+    assert merged["scores"]["influence"]["shards"] == 3
+    assert dict(scores.SCORER_CALLS) == {"influence": 1}  # the merge only: no shard was recomputed
+    a = np.load(f"{full['scores']['influence']['cache']}/dot.npy")
+    b = np.load(f"{merged['scores']['influence']['cache']}/dot.npy")
+    assert a.tobytes() == b.tobytes()  # bitwise
+    assert np.isfinite(b).all()

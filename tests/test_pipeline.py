@@ -39,7 +39,7 @@ def test_random_p10_end_to_end(run_cfg):
     for v in a["metrics"].values():
         assert 0.0 <= v <= 1.0
     assert a["averages"]["AvgS"] == a["metrics"]["pubmedqa_pqal_cot"] and a["averages"]["AvgC"] is None
-    assert a["train"]["steps"] == 3 and a["train"]["final_loss"] > 0
+    assert a["train"]["steps"] == 6 and a["train"]["final_loss"] > 0
     assert a["versions"]["torch"].startswith("2.13")
     b = _record(run_cfg("selection=random", "budget=p10", "seed=0", out="b"))
     c = _record(run_cfg("selection=random", "budget=p10", "seed=1", out="c", ))

