@@ -136,19 +136,26 @@ def train_epoch_time(path, tok, records, max_len, dtype, device) -> float:
 def selection_at_scale(n: int = 1_000_000) -> dict:
     from .quadrants import select
 
+    import tracemalloc
+
     rng = np.random.default_rng(0)
     ids = np.char.add("s", np.arange(n).astype(str))
     d, i = rng.normal(size=n), rng.normal(size=n)
-    rss0 = peak_rss_mb()
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc: the peak of what selection allocates
     t = time.perf_counter()
     chosen, _ = select(ids, d, i, n // 100)
-    return {"n": n, "k": len(chosen), "seconds": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(),
-            "rss_growth_mb": peak_rss_mb() - rss0}
+    secs = time.perf_counter() - t
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    inputs = (ids.nbytes + d.nbytes + i.nbytes) / 2**20
+    return {"n": n, "k": len(chosen), "seconds": secs, "peak_alloc_mb": peak / 2**20, "inputs_mb": inputs}
 
 
 def bench_influence(args) -> dict:
+    from .gradients import resolve_batch_tokens
+
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    args.batch_tokens = resolve_batch_tokens(args.batch_tokens, args.device)
     mcfg = OmegaConf.load(CONF / "model" / f"{args.model}.yaml")
     path = resolve_model(mcfg)
     tok = load_tokenizer(path)
@@ -236,7 +243,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--max-len", type=int, default=768)
     p.add_argument("--val-per-task", type=int, default=20)
-    p.add_argument("--batch-tokens", type=int, default=4096, help="token budget of an engine batch")
+    p.add_argument("--batch-tokens", default="auto", help="padded-token budget of an engine batch (auto: 1 sample per "
+                   "batch on CPU, 16384 on GPU)")
     p.add_argument("--proj-dim", type=int, default=2048, help="projection dim of the LESS-style loop")
     p.add_argument("--modes", nargs="*", default=DEFAULT_MODES, help=f"fast modes to compare ({', '.join(ALL_MODES)})")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -68,6 +68,14 @@ class GradientCapture:
         return hook
 
 
+def resolve_batch_tokens(value, device) -> int:
+    """``auto``: one sample per batch on CPU (batching buys nothing there and padding costs compute; measured in
+    ``python -m diq.bench``), 16384 padded tokens per batch on an accelerator."""
+    if value in (None, "auto"):
+        return 1 if str(device).startswith("cpu") else 16384
+    return int(value)
+
+
 def token_budget_batches(lengths: list[int], batch_tokens: int, max_batch: int = 64) -> list[list[int]]:
     """Length-sorted batches whose padded size (max length × count) stays within ``batch_tokens``.
     Sorting makes the padding per batch tiny; the order is deterministic (length, then index)."""

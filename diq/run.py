@@ -129,11 +129,16 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
         train_info = stage.meta()["result"]
         print(f"[diq] train: reusing {stage.path}", flush=True)
     else:
-        from .train import finetune
+        from .train import finetune, finetune_multiprocess
 
         stage.begin()
-        train_info = finetune(model_path, [by_id[i] for i in sel.ids], cfg.train, stage.path,
-                              on_step=lambda r: tracker.log({"train/loss": r["loss"], "train/lr": r["lr"]}, step=r["step"]))
+        subset = [by_id[i] for i in sel.ids]
+        if int(cfg.train.get("num_processes") or 1) > 1:
+            train_info = finetune_multiprocess(model_path, subset, cfg.train, stage.path, int(cfg.train.num_processes))
+        else:
+            train_info = finetune(model_path, subset, cfg.train, stage.path,
+                                  on_step=lambda r: tracker.log({"train/loss": r["loss"], "train/lr": r["lr"]},
+                                                                step=r["step"]))
         stage.finish({"result": train_info})
     rec["train"] = {**train_info, "cache": str(stage.path)}
     seconds["train"] = time.time() - t

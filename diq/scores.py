@@ -19,6 +19,7 @@ from .artifacts import StageDir, read_json, write_json, write_npy
 from .difficulty import PERSPECTIVES, check_perspective
 from .errors import DiqError
 from .formatting import encode
+from .gradients import resolve_batch_tokens
 from .lora import lora_key
 from .pool import pool_hash
 from .validation import build_validation
@@ -55,6 +56,10 @@ class ScoreContext:
     def val(self):
         if self._val is None:
             recs, info = build_validation(self.cfg.scoring.validation, int(self.cfg.seed))
+            if len(self.records) < len(recs):
+                raise DiqError(f"the pool has {len(self.records)} samples, fewer than the {len(recs)} validation items "
+                               f"its influence is measured against\n  fix: use a larger pool, or lower "
+                               f"scoring.validation.per_task (now {self.cfg.scoring.validation.per_task})")
             if self.decontam is not None:
                 from . import decontam as dc
                 from .artifacts import sha256_obj
@@ -172,8 +177,9 @@ def _influence_pass(ctx: ScoreContext, shard: tuple[int, int]) -> tuple[dict, di
     total: dict = {"score": 0.0, "dot": 0.0}
     for c in ckpts:
         model = _scoring_model(ctx, lora_cfg, c["adapter"], icfg)
-        target = mean_gradient(model, val_enc, ctx.tok.pad_token_id, int(icfg.batch_tokens))
-        res = dot_scores(model, pool_enc, ctx.tok.pad_token_id, target, int(icfg.batch_tokens),
+        bt = resolve_batch_tokens(icfg.batch_tokens, next(model.parameters()).device)
+        target = mean_gradient(model, val_enc, ctx.tok.pad_token_id, bt)
+        res = dot_scores(model, pool_enc, ctx.tok.pad_token_id, target, bt,
                          proj_dim=icfg.get("proj_dim"), proj_seed=int(icfg.proj_seed), normalize=icfg.normalize,
                          shard=shard)
         w = float(c["mean_lr"]) if len(ckpts) > 1 else 1.0
@@ -314,9 +320,10 @@ def score_less(ctx: ScoreContext) -> dict:
         for c in ckpts:
             model = _scoring_model(ctx, lcfg.lora, c["adapter"], lcfg)
             adam = torch.load(Path(c["adapter"]).parent / "adam.pt", weights_only=True)
-            tf.append(less_features(model, pool_enc, ctx.tok.pad_token_id, int(lcfg.batch_tokens), int(lcfg.proj_dim),
+            bt = resolve_batch_tokens(lcfg.batch_tokens, next(model.parameters()).device)
+            tf.append(less_features(model, pool_enc, ctx.tok.pad_token_id, bt, int(lcfg.proj_dim),
                                     int(lcfg.proj_seed), adam, desc=f"LESS train feats (ckpt {c['epoch']})"))
-            vf.append(less_features(model, val_enc, ctx.tok.pad_token_id, int(lcfg.batch_tokens), int(lcfg.proj_dim),
+            vf.append(less_features(model, val_enc, ctx.tok.pad_token_id, bt, int(lcfg.proj_dim),
                                     int(lcfg.proj_seed), None, desc=f"LESS val feats (ckpt {c['epoch']})"))
             w.append(float(c["mean_lr"]))
         return {"value": less_combine(tf, vf, w, [r["task"] for r in val_recs])}, \

@@ -58,7 +58,11 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
     With ``checkpoint_every_epoch`` (warm-up for influence / LESS) each epoch also leaves ``ckpt-<e>/``."""
     from transformers import get_scheduler
 
+    import torch.distributed as dist
+
     t0 = time.time()
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
     torch.manual_seed(int(cfg.seed))
     tok = load_tokenizer(model_path)
     model = load_model(model_path, dtype=cfg.dtype, device=cfg.device)
@@ -77,17 +81,26 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
                           num_training_steps=len(steps))
     losses, checkpoints, epoch_lrs = [], [], []
     steps_per_epoch = math.ceil(len(encoded) / eff)
-    bar = tqdm(steps, desc=f"train ({len(records)} samples, {cfg.epochs} ep)", unit="step", dynamic_ncols=True)
+    bar = tqdm(steps, desc=f"train ({len(records)} samples, {cfg.epochs} ep, {world} proc)", unit="step",
+               dynamic_ncols=True, disable=rank != 0)
     for step, micro_batches in enumerate(bar):
         n_tok = sum(encoded[i].n_response for mb in micro_batches for i in mb)
         total = 0.0
-        for mb in micro_batches:
+        for mb in micro_batches[rank::world]:
             batch = collate([encoded[i] for i in mb], tok.pad_token_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
             ce, _ = response_token_losses(model, batch)
             loss = ce.sum() / n_tok
             loss.backward()
             total += float(loss.detach())
+        if world > 1:  # sum of the ranks' partial gradients = the gradient of the whole effective batch
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            t = torch.tensor([total], dtype=torch.float64)
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            total = float(t)
         if cfg.get("max_grad_norm"):
             torch.nn.utils.clip_grad_norm_(params, float(cfg.max_grad_norm))
         lr_used = opt.param_groups[0]["lr"]
@@ -105,8 +118,57 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
                                                 len(checkpoints) + 1, epoch_lrs))
             epoch_lrs = []
     adapter = out_dir / "adapter"
-    model.save_pretrained(adapter)
-    write_json(out_dir / "train_log.json", losses)
+    if rank == 0:
+        model.save_pretrained(adapter)
+        write_json(out_dir / "train_log.json", losses)
     return {"adapter": str(adapter), "steps": len(steps), "final_loss": losses[-1]["loss"] if losses else None,
             "mean_loss_first_step": losses[0]["loss"] if losses else None,
-            "n_train": len(records), "checkpoints": checkpoints, "n_tokens": sum(e.n_response for e in encoded), "seconds": time.time() - t0}
+            "n_train": len(records), "checkpoints": checkpoints, "num_processes": world, "n_tokens": sum(e.n_response for e in encoded), "seconds": time.time() - t0}
+
+
+def finetune_multiprocess(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Path, n: int) -> dict:
+    """Run :func:`finetune` in ``n`` processes with torchrun (gloo on CPU, nccl on GPUs); rank 0 saves.
+    The arguments travel in a JSON file; no shell is involved."""
+    import json
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    job = out_dir / "mp_job.json"
+    write_json(job, {"model_path": model_path, "records": records, "cfg": OmegaConf.to_container(cfg, resolve=True),
+                     "out_dir": str(out_dir)})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(n)}",
+           "-m", "diq.train", str(job)]
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        raise RuntimeError(f"multi-process training failed (exit {proc.returncode}): {' '.join(cmd)}")
+    return json.loads((out_dir / "mp_result.json").read_text())
+
+
+def _worker(job_path: str) -> None:
+    import json
+    import os
+
+    import torch.distributed as dist
+    from omegaconf import OmegaConf
+
+    job = json.loads(Path(job_path).read_text())
+    cfg = OmegaConf.create(job["cfg"])
+    backend = "nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo"
+    dist.init_process_group(backend)
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    try:
+        res = finetune(job["model_path"], job["records"], cfg, Path(job["out_dir"]))
+        if dist.get_rank() == 0:
+            write_json(Path(job["out_dir"]) / "mp_result.json", res)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(sys.argv[1])

@@ -129,3 +129,34 @@ def test_local_pool_and_local_benchmark_through_config_only(run_cfg, tmp_path):
                       "eval.tasks.0.local.mode=mc", "eval.limit=null"))
     assert rec["n_pool"] == 30 and rec["n_selected"] == 6
     assert rec["eval"]["tasks"]["local_bench"]["n"] == 5
+
+
+def test_pool_smaller_than_validation_set(run_cfg):
+    with pytest.raises(DiqError, match=r"the pool has 10 samples, fewer than the 20 validation items[\s\S]*per_task"):
+        run(run_cfg("selection=diq", "pool.limit=10", "budget.fraction=0.5", "stop_after=select", out="small"))
+
+
+def test_malformed_json_file_names_line(run_cfg, tmp_path):
+    p = tmp_path / "pool.json"
+    p.write_text('[\n  {"question": "a", "response": "b"},\n  {"question": "c" "response": "d"}\n]\n')
+    with pytest.raises(DiqError, match=r"pool.json:3: malformed JSON"):
+        run(run_cfg("pool=local", f"pool.path={p}", out="badjson"))
+
+
+def test_unreachable_model_hub_id_fails_fast(run_cfg, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    t = time.time()
+    with pytest.raises(DiqError, match=r"'meta-llama/Llama-3.1-8B-Instruct' is not in the local cache[\s\S]*model=smollm2_135m"):
+        run(run_cfg("model=llama31_8b_instruct", out="hub"))
+    assert time.time() - t < 15
+
+
+def test_trust_remote_code_is_off_by_default():
+    from conftest import compose
+
+    cfg = compose([])
+    assert not cfg.eval.get("trust_remote_code", False)
+    src = (ROOT / "diq" / "models.py").read_text()
+    assert "trust_remote_code=bool(trust_remote_code)" in src and "trust_remote_code: bool = False" in src
