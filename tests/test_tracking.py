@@ -47,3 +47,24 @@ def test_wandb_finished_on_failure(run_cfg, monkeypatch):
     with pytest.raises(Exception):
         run(cfg)
     assert wandb.run is None  # finished, not left open
+
+
+def test_no_shell_invocation_in_the_package():
+    """User-supplied strings (paths, hub ids, URLs) never reach a shell: subprocesses take argument lists."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "diq"
+    offenders = []
+    for f in root.rglob("*.py"):
+        text = f.read_text()
+        if re.search(r"shell\s*=\s*True|os\.system\(|os\.popen\(|subprocess\.getoutput", text):
+            offenders.append(str(f))
+    assert offenders == []
+
+
+def test_config_holds_only_the_name_of_the_judge_key():
+    from conftest import compose
+
+    cfg = compose([])
+    assert cfg.scoring.difficulty.judge.api_key_env == "OPENAI_API_KEY"
+    assert "api_key" not in {k for k in cfg.scoring.difficulty.judge if k != "api_key_env"}
