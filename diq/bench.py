@@ -52,7 +52,7 @@ def compare(name: str, exact: np.ndarray, other: np.ndarray, cost: float) -> dic
             "top1_overlap": overlap(exact, other, 0.01), "top10_overlap": overlap(exact, other, 0.10)}
 
 
-def _lora(r=8, seed=0, layers=None):
+def _lora(r=8, seed=0):
     d = {"r": r, "alpha": 2 * r, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj"], "seed": seed}
     return OmegaConf.create(d)
 

@@ -108,9 +108,8 @@ def less_features(model, encoded, pad_id, batch_tokens: int, proj_dim: int, proj
                   adam_state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, desc: str) -> torch.Tensor:
     """[N, proj_dim] L2-normalised features: Adam-preconditioned when ``adam_state`` (module → (m, v)) is given
     (training side), plain gradients otherwise (validation side)."""
-    names = [n for n, _ in GradientCapture(model).modules]
-    dims = GradientCapture(model).dims
-    proj = RademacherProjector(names, dims, proj_dim, seed=proj_seed,
+    cap = GradientCapture(model)
+    proj = RademacherProjector(cap.names, cap.dims, proj_dim, seed=proj_seed,
                                device=next(p for p in model.parameters() if p.requires_grad).device)
     out = torch.zeros(len(encoded), proj_dim)
     for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):

@@ -297,7 +297,7 @@ def score_similarity(ctx: ScoreContext) -> dict:
         return out / out.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
     def compute():
-        model = load_model(ctx.model_path, dtype=scfg.dtype, device="cpu" if scfg.device == "auto" and not torch.cuda.is_available() else _device(scfg.device)).eval()
+        model = load_model(ctx.model_path, dtype=scfg.dtype, device=_device(scfg.device)).eval()
         p, v = embed(model, ctx.records), embed(model, val_recs)
         tasks = [r["task"] for r in val_recs]
         return {"value": less_combine([p], [v], [1.0], tasks)}, {"val_hash": val_info["hash"]}

@@ -72,10 +72,6 @@ def select_random(records, scores, k, cfg) -> Selection:
 
 
 # --------------------------------------------------------------------------- score-based strategies
-def _difficulty_needs(cfg):
-    return ["difficulty"]
-
-
 @strategy("diq", needs=lambda cfg: ["influence", "difficulty"])
 def select_diq(records, scores, k, cfg) -> Selection:
     return _quadrant_select(records, scores, k, cfg, tuple(cfg.get("quadrants") or ("Q1", "Q2", "Q3", "Q4")))
@@ -115,7 +111,7 @@ def select_influence(records, scores, k, cfg) -> Selection:
     return Selection(top_k(ids, v, k), {"order": "Dot descending, then id"})
 
 
-@strategy("difficulty", needs=_difficulty_needs)
+@strategy("difficulty", needs=lambda cfg: ["difficulty"])
 def select_difficulty(records, scores, k, cfg) -> Selection:
     ids = [r["id"] for r in records]
     v = np.asarray(scores["difficulty"], float)
