@@ -65,3 +65,17 @@ def test_every_sweep_composes(sweep):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hcompose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
     assert cfg.hydra.sweeper.params, "a sweep defines hydra.sweeper.params"
+
+
+@pytest.mark.parametrize("launcher,target", [("basic", "BasicLauncher"), ("joblib", "JoblibLauncher"),
+                                             ("submitit_local", "LocalLauncher"), ("submitit_slurm", "SlurmLauncher"),
+                                             ("slurm_cluster", "SlurmLauncher")])
+def test_launchers_compose(launcher, target):
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hcompose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm_cluster":
+        assert cfg.hydra.launcher.gpus_per_node == 1 and "export WANDB_MODE=offline" in cfg.hydra.launcher.setup
