@@ -24,7 +24,7 @@ import torch
 from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
-from .formatting import collate, encode, per_sample_response_loss
+from .formatting import collate, encode, per_sample_mean_loss
 from .gradients import GradientCapture
 from .influence import dot_scores, mean_gradient
 from .lora import attach_lora
@@ -100,8 +100,6 @@ def loop_reference(model, tok, pool_enc, target, proj_dim: int):
         b = collate([e], tok.pad_token_id)
         model.zero_grad(set_to_none=True)
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-        from .formatting import per_sample_mean_loss
-
         per_sample_mean_loss(logits, b["labels"])[0].backward()
         g = torch.cat([params[n + ".weight"].grad.reshape(-1) for n in names])
         _ = proj({n: params[n + ".weight"].grad.reshape(1, -1) for n in names})  # the projected feature (LESS)

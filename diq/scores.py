@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .artifacts import StageDir, read_json, write_json, write_npy
+from .artifacts import StageDir, write_json, write_npy
 from .difficulty import PERSPECTIVES, check_perspective
 from .errors import DiqError
 from .formatting import encode
@@ -133,7 +133,6 @@ def _warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dic
     mean learning rate) per epoch. Cached like any stage."""
     import random
 
-    from .artifacts import StageDir
     from .train import finetune
 
     key = {**ctx.base_key(), "warmup": _c(wcfg), "lora": _c(lora_cfg)}

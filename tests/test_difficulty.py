@@ -7,7 +7,6 @@ import json
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,7 +117,6 @@ def test_local_judge_expected_value(tiny_path):
 def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
     from diq.difficulty.__main__ import main
 
-    rng = np.random.default_rng(0)
     labels = tmp_path / "labels.jsonl"
     pool = tmp_path / "pool.jsonl"
     rows = [{"id": f"q{i}", "question": "short" if i % 2 else "a long and complicated clinical vignette " * 5,
@@ -140,7 +138,6 @@ def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
     hard = np.mean([pred[f"q{i}"]["overall"] for i in range(0, 30, 2)])
     easy = np.mean([pred[f"q{i}"]["overall"] for i in range(1, 30, 2)])
     assert hard > easy + 1.0, (hard, easy)
-    assert rng is not None
 
 
 def test_classifier_bad_labels_file(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import open_dict
 from safetensors.torch import load_file
 
 from diq.run import run
