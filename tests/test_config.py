@@ -69,7 +69,7 @@ def test_every_sweep_composes(sweep):
 
 @pytest.mark.parametrize("launcher,target", [("basic", "BasicLauncher"), ("joblib", "JoblibLauncher"),
                                              ("submitit_local", "LocalLauncher"), ("submitit_slurm", "SlurmLauncher"),
-                                             ("slurm_cluster", "SlurmLauncher")])
+                                             ("diq_slurm", "DiqSlurmLauncher"), ("slurm_cluster", "DiqSlurmLauncher")])
 def test_launchers_compose(launcher, target):
     from hydra import compose as hcompose
     from hydra import initialize_config_dir

@@ -128,9 +128,10 @@ def make_judge(cfg, model_path: str | None = None):
     raise DiqError(f"scoring.difficulty.judge.backend={cfg.backend!r}; choose local or openai")
 
 
-def judge_records(judge, records: list[dict], perspectives, partial_path: Path, with_answer: bool = True
-                  ) -> dict[str, np.ndarray]:
-    """Rate every record for every perspective; resume from ``partial_path`` (JSONL of finished ratings)."""
+def rate_cached(judge, tasks: list[tuple[dict, str]], prompt_fn, partial_path: Path, key: str = "id",
+                desc: str = "judge") -> dict[tuple[str, str], float]:
+    """Rate (item, aspect) pairs with ``judge``; ratings are appended to ``partial_path`` (JSONL) as they arrive and
+    reused from it, so a crash or a failed endpoint loses nothing. Returns {(item[key], aspect): rating}."""
     done: dict[tuple[str, str], float] = {}
     if partial_path.exists():
         for line in partial_path.read_text(encoding="utf-8").splitlines():
@@ -140,17 +141,25 @@ def judge_records(judge, records: list[dict], perspectives, partial_path: Path, 
             except (json.JSONDecodeError, KeyError):
                 continue  # a torn last line from a crash
     partial_path.parent.mkdir(parents=True, exist_ok=True)
-    todo = [(r, p) for p in perspectives for r in records if (r["id"], p) not in done]
-    bar = tqdm(total=len(todo), desc="judge", unit="rating", disable=not todo)
+    todo = [(it, a) for it, a in tasks if (it[key], a) not in done]
+    bar = tqdm(total=len(todo), desc=desc, unit="rating", disable=not todo)
     with open(partial_path, "a", encoding="utf-8") as f:
         step = 8
         for s in range(0, len(todo), step):
             chunk = todo[s: s + step]
-            ratings = judge.rate([judge_prompt(r, p, with_answer) for r, p in chunk])
-            for (r, p), v in zip(chunk, ratings):
-                done[(r["id"], p)] = float(v)
-                f.write(json.dumps({"id": r["id"], "perspective": p, "rating": float(v)}) + "\n")
+            ratings = judge.rate([prompt_fn(it, a) for it, a in chunk])
+            for (it, a), v in zip(chunk, ratings):
+                done[(it[key], a)] = float(v)
+                f.write(json.dumps({"id": it[key], "perspective": a, "rating": float(v)}) + "\n")
             f.flush()
             bar.update(len(chunk))
     bar.close()
+    return done
+
+
+def judge_records(judge, records: list[dict], perspectives, partial_path: Path, with_answer: bool = True
+                  ) -> dict[str, np.ndarray]:
+    """Rate every record for every perspective; resume from ``partial_path`` (JSONL of finished ratings)."""
+    tasks = [(r, p) for p in perspectives for r in records]
+    done = rate_cached(judge, tasks, lambda r, p: judge_prompt(r, p, with_answer), partial_path)
     return {p: np.array([done[(r["id"], p)] for r in records]) for p in perspectives}
