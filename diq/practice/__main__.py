@@ -1,0 +1,256 @@
+"""``python -m diq.practice`` — expert-practice ratings by an LLM judge, and the physician review pack.
+
+  samples RUN [--n 20]                         judge selected vs unselected training samples of a run
+  generations RUN [RUN ...] [--questions pubmedqa --n 10]
+                                               judge generations of fine-tuned models on fixed questions
+  export --out DIR (--runs RUN ... | --items FILE ...) [--samples-n 20 --questions pubmedqa --n 10]
+                                               write a blinded review pack (CSV + offline HTML form + key)
+  import --pack DIR RATINGS.csv [...]          unblind completed ratings: means by group, κ / α agreement
+
+Judge (samples, generations): ``--judge local --judge-model smollm2_135m`` (a conf/model name or a folder) or
+``--judge openai --base-url URL --model-name NAME [--api-key-env OPENAI_API_KEY]`` (the key is read from that
+environment variable only). Ratings are cached per judge and item and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from ..artifacts import sha256_obj, write_json, write_text
+from ..errors import DiqError
+from .items import eval_questions, generation_items, read_record, run_label, sample_items
+from .rubric import DIMENSIONS, practice_prompt
+from .stats import bootstrap_diff
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _judge_cfg(args) -> dict:
+    if args.judge == "local":
+        model = args.judge_model
+        mcfg = OmegaConf.load(CONF / "model" / f"{model}.yaml") if (CONF / "model" / f"{model}.yaml").exists() \
+            else OmegaConf.create({"name": Path(model).name, "source": "local", "path": model})
+        return {"backend": "local", "model": OmegaConf.to_container(mcfg), "device": args.device,
+                "max_length": args.judge_max_length, "batch_size": 4}
+    return {"backend": "openai", "base_url": args.base_url, "model_name": args.model_name,
+            "api_key_env": args.api_key_env, "max_retries": args.max_retries, "backoff": args.backoff}
+
+
+def rate_items(items: list[dict], jcfg: dict, cache_dir: Path) -> dict[str, dict[str, float]]:
+    """item_id → {dimension: rating}, via the difficulty judge's backends and its resumable JSONL cache."""
+    from ..difficulty.judge import make_judge, rate_cached
+
+    ident = {k: v for k, v in jcfg.items() if k not in ("device", "batch_size", "max_retries", "backoff")}
+    partial = cache_dir / "practice_judge" / f"{sha256_obj(ident)[:16]}.jsonl"
+    unique = list({it["item_id"]: it for it in items}.values())
+    judge = make_judge(OmegaConf.create(jcfg))
+    done = rate_cached(judge, [(it, d) for d in DIMENSIONS for it in unique], practice_prompt, partial,
+                       key="item_id", desc="practice judge")
+    return {it["item_id"]: {d: done[(it["item_id"], d)] for d in DIMENSIONS} for it in unique}
+
+
+def summarise(items: list[dict], ratings: dict, baseline: str, paired: bool, seed: int = 0) -> dict:
+    groups = list(dict.fromkeys(it["group"] for it in items))
+    means, diffs = {}, {}
+    for d in DIMENSIONS:
+        vals = {g: {it["source_id"]: ratings[it["item_id"]][d] for it in items if it["group"] == g} for g in groups}
+        means[d] = {g: float(np.mean(list(v.values()))) for g, v in vals.items()}
+        for g in groups:
+            if g == baseline:
+                continue
+            if paired:
+                common = sorted(set(vals[g]) & set(vals[baseline]))
+                a, b = [vals[g][k] for k in common], [vals[baseline][k] for k in common]
+            else:
+                a, b = list(vals[g].values()), list(vals[baseline].values())
+            diffs.setdefault(d, {})[f"{g} - {baseline}"] = bootstrap_diff(a, b, seed=seed, paired=paired)
+    return {"groups": groups, "baseline": baseline, "means": means, "differences": diffs,
+            "n_items": {g: sum(1 for it in items if it["group"] == g) for g in groups}}
+
+
+def _print_summary(title: str, s: dict) -> None:
+    print(f"\n{title}")
+    print(f"  {'dimension':<24}" + "".join(f"{g[:22]:>24}" for g in s["groups"]))
+    for d in DIMENSIONS:
+        print(f"  {d:<24}" + "".join(f"{s['means'][d][g]:>24.2f}" for g in s["groups"]))
+    for d, comps in s["differences"].items():
+        for name, b in comps.items():
+            print(f"  {d:<24} {name}: {b['diff']:+.2f} [95% CI {b['ci_low']:+.2f}, {b['ci_high']:+.2f}]")
+
+
+def _update_record(path: Path, key: str, value: dict) -> None:
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rec.setdefault("expert_practice", {})[key] = value
+    write_json(path, rec)
+
+
+def _track(rec: dict, key: str, s: dict, mode: str) -> str | None:
+    """Mirror a summary to W&B in the run's group (job_type expert_practice); keys from the environment only."""
+    if mode == "disabled" or rec["config"].get("logger", {}).get("mode", "disabled") == "disabled":
+        return None
+    from ..tracking import Tracker
+
+    t = Tracker(OmegaConf.create(rec["config"]["logger"]), config={"source": key, "run": run_label(rec)},
+                group=rec["experiment"], job_type="expert_practice", tags=[rec["strategy"], key],
+                name=f"practice-{key}-{run_label(rec)}".replace(" ", "_"), out_dir=rec["output_dir"])
+    t.summary({f"practice/{key}/{d}/{g}": m for d in DIMENSIONS for g, m in s["means"][d].items()})
+    rows = [[d, name, b["diff"], b["ci_low"], b["ci_high"]] for d, c in s["differences"].items() for name, b in c.items()]
+    t.table(f"practice/{key}/differences", ["dimension", "comparison", "diff", "ci_low", "ci_high"], rows)
+    path = t.path
+    t.finish()
+    return path
+
+
+def cmd_samples(args) -> int:
+    rec, path = read_record(args.run)
+    items = sample_items(rec, args.n, args.seed)
+    out = path.parent / "practice"
+    write_text(out / "sample_items.jsonl", "".join(json.dumps(it) + "\n" for it in items))
+    ratings = rate_items(items, _judge_cfg(args), Path(rec["config"]["cache_dir"]))
+    s = summarise(items, ratings, baseline="unselected", paired=False, seed=args.seed)
+    s.update(judge=_redacted(_judge_cfg(args)), n_per_group=args.n, seed=args.seed)
+    s["wandb"] = _track(rec, "samples", s, args.wandb)
+    write_json(out / "samples_summary.json", s)
+    _update_record(path, "samples", s)
+    _print_summary(f"expert practice, training samples of {run_label(rec)} (judge {args.judge})", s)
+    print(f"\nwrote {out / 'samples_summary.json'} and record field expert_practice.samples")
+    return 0
+
+
+def cmd_generations(args) -> int:
+    recs = [read_record(r) for r in args.runs]
+    questions = eval_questions(args.questions, args.n)
+    items = []
+    for rec, _ in recs:
+        items += generation_items(rec, questions, args.max_new_tokens, Path(rec["config"]["cache_dir"]),
+                                  device=args.device)
+    labels = [run_label(r) for r, _ in recs]
+    if len(set(labels)) != len(labels):
+        raise DiqError(f"two runs share the label {labels}: compare runs that differ in strategy, budget or seed")
+    out = Path(args.out or f"runs/practice/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    write_text(out / "generation_items.jsonl", "".join(json.dumps(it) + "\n" for it in items))
+    ratings = rate_items(items, _judge_cfg(args), Path(recs[0][0]["config"]["cache_dir"]))
+    s = summarise(items, ratings, baseline=labels[0], paired=True, seed=args.seed)
+    s.update(judge=_redacted(_judge_cfg(args)), questions=args.questions, n_questions=len(questions),
+             max_new_tokens=args.max_new_tokens, runs=[str(p) for _, p in recs])
+    write_json(out / "generations_summary.json", s)
+    for rec, path in recs:
+        own = {"label": run_label(rec), "means": {d: s["means"][d][run_label(rec)] for d in DIMENSIONS},
+               "baseline": labels[0], "summary": str(out / "generations_summary.json"),
+               "differences": {d: {k: v for k, v in c.items() if k.startswith(run_label(rec) + " -")}
+                               for d, c in s["differences"].items()}, "judge": s["judge"],
+               "questions": args.questions, "n_questions": len(questions)}
+        own["wandb"] = _track(rec, "generations", {**s, "groups": [own["label"]],
+                                                   "means": {d: {own["label"]: own["means"][d]} for d in DIMENSIONS},
+                                                   "differences": own["differences"]}, args.wandb)
+        _update_record(path, "generations", own)
+    _print_summary(f"expert practice, generations on {len(questions)} {args.questions} questions "
+                   f"(judge {args.judge}; differences paired by question, vs {labels[0]})", s)
+    print(f"\nwrote {out / 'generations_summary.json'} and record field expert_practice.generations")
+    return 0
+
+
+def _redacted(jcfg: dict) -> dict:
+    return {k: v for k, v in jcfg.items() if k not in ("device", "batch_size")}  # no secret is ever in jcfg
+
+
+def cmd_export(args) -> int:
+    from .review import export_pack
+
+    items: list[dict] = []
+    for f in args.items or []:
+        items += [json.loads(x) for x in Path(f).read_text(encoding="utf-8").splitlines() if x.strip()]
+    runs = [read_record(r) for r in args.runs or []]
+    if runs:
+        if args.samples_n:
+            for rec, _ in runs:  # one strategy's selected vs unselected samples
+                items += [{**it, "group": f"{run_label(rec)}: {it['group']}"} for it in
+                          sample_items(rec, args.samples_n, args.seed)]
+        if args.n:
+            qs = eval_questions(args.questions, args.n)
+            for rec, _ in runs:
+                items += generation_items(rec, qs, args.max_new_tokens, Path(rec["config"]["cache_dir"]),
+                                          device=args.device)
+    if not items:
+        raise DiqError("nothing to export\n  fix: pass --runs RUN ... (with --samples-n and/or --n) or --items FILE")
+    m = export_pack(items, Path(args.out), seed=args.seed, sources=[str(p) for _, p in runs] + list(args.items or []))
+    print(f"wrote review pack {m['pack_id']} to {args.out}: {m['n_items']} items from {len(m['groups'])} groups "
+          f"(review.html, review.csv; keep KEY-do-not-send-to-raters.json to yourself)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .review import import_ratings, summary_markdown, write_import
+
+    res = import_ratings(Path(args.pack), [Path(p) for p in args.ratings], seed=args.seed)
+    paths = write_import(res, Path(args.out or args.pack))
+    print(summary_markdown(res["summary"]))
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m diq.practice", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    def judge_opts(p):
+        p.add_argument("--judge", choices=["local", "openai"], default="local")
+        p.add_argument("--judge-model", default="smollm2_135m", help="local judge: conf/model name or model folder")
+        p.add_argument("--judge-max-length", type=int, default=2048)
+        p.add_argument("--base-url", help="openai judge: e.g. http://127.0.0.1:8000/v1")
+        p.add_argument("--model-name", help="openai judge: the served model's name")
+        p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+        p.add_argument("--max-retries", type=int, default=5)
+        p.add_argument("--backoff", type=float, default=1.0)
+        p.add_argument("--wandb", choices=["record", "disabled"], default="record",
+                       help="mirror summaries to W&B with the run's logger settings (record) or not")
+
+    def gen_opts(p, n_default):
+        p.add_argument("--questions", default="pubmedqa", help="pubmedqa (bundled test split) or a .json/.jsonl file")
+        p.add_argument("--n", type=int, default=n_default, help="number of evaluation questions")
+        p.add_argument("--max-new-tokens", type=int, default=256)
+
+    for name in ("samples", "generations", "export", "import"):
+        p = sub.add_parser(name)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="cpu")
+        if name == "samples":
+            p.add_argument("run")
+            p.add_argument("--n", type=int, default=20, help="samples per group (selected, unselected)")
+            judge_opts(p)
+        elif name == "generations":
+            p.add_argument("runs", nargs="+")
+            p.add_argument("--out")
+            gen_opts(p, 10)
+            judge_opts(p)
+        elif name == "export":
+            p.add_argument("--out", required=True)
+            p.add_argument("--runs", nargs="*")
+            p.add_argument("--items", nargs="*", help="item JSONL files written by samples / generations")
+            p.add_argument("--samples-n", type=int, default=0, help="per run: selected and unselected samples")
+            gen_opts(p, 0)
+        else:
+            p.add_argument("--pack", required=True)
+            p.add_argument("ratings", nargs="+")
+            p.add_argument("--out")
+    args = ap.parse_args(argv)
+    if getattr(args, "judge", None) == "openai" and not (args.base_url and args.model_name):
+        ap.error("--judge openai needs --base-url and --model-name")
+    try:
+        return {"samples": cmd_samples, "generations": cmd_generations, "export": cmd_export,
+                "import": cmd_import}[args.cmd](args)
+    except DiqError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,285 @@
+"""The physician review pack: blinded export (CSV + a self-contained offline HTML form) and the import of
+completed ratings, unblinded into per-strategy means and inter-rater agreement.
+
+Pack folder:
+- ``review.html``   the form (open in any browser, no network): ratings autosave in the browser and
+                    "Save ratings" downloads ``ratings-<rater>.csv``;
+- ``review.csv``    the same items for raters who prefer a spreadsheet (fill the three rating columns);
+- ``KEY-do-not-send-to-raters.json``  item → group(s), kind, source id: what unblinds the ratings;
+- ``pack.json``     manifest (pack id, seed, counts, sources).
+Items are shuffled with a seed, carry content-addressed ids, and show neither group nor strategy.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import json
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import write_json, write_text
+from ..errors import DiqError
+from .rubric import DIMENSIONS, RUBRICS, TITLES
+from .stats import agreement, bootstrap_diff
+
+KEY_FILE = "KEY-do-not-send-to-raters.json"
+CSV_COLUMNS = ["position", "item_id", "question", "answer", "rater", *DIMENSIONS, "comment"]
+
+
+def export_pack(items: list[dict], out: Path, seed: int = 0, title: str = "Expert-practice review",
+                sources: list[str] | None = None) -> dict:
+    """Write the blinded pack for ``items`` (identical texts are merged into one item rated once)."""
+    by_id: dict[str, dict] = {}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for it in items:
+        by_id.setdefault(it["item_id"], it)
+        if it["group"] not in groups[it["item_id"]]:
+            groups[it["item_id"]].append(it["group"])
+    order = sorted(by_id)
+    random.Random(seed).shuffle(order)
+    pack_id = hashlib.sha256(("\n".join(order)).encode()).hexdigest()[:12]
+    out.mkdir(parents=True, exist_ok=True)
+    shown = [{"position": i + 1, "item_id": k, "question": by_id[k]["question"], "answer": by_id[k]["text"]}
+             for i, k in enumerate(order)]
+    with open(out / "review.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for s in shown:
+            w.writerow({**s, "rater": "", **{d: "" for d in DIMENSIONS}, "comment": ""})
+    write_text(out / "review.html", render_html(shown, pack_id, title))
+    write_json(out / KEY_FILE, {"pack_id": pack_id, "items": {
+        k: {"groups": groups[k], "kind": by_id[k]["kind"], "source_id": by_id[k]["source_id"]} for k in order}})
+    manifest = {"pack_id": pack_id, "seed": seed, "n_items": len(order), "n_input_items": len(items),
+                "groups": sorted({g for gs in groups.values() for g in gs}), "sources": sources or [],
+                "dimensions": DIMENSIONS}
+    write_json(out / "pack.json", manifest)
+    return manifest
+
+
+def render_html(shown: list[dict], pack_id: str, title: str) -> str:
+    data = json.dumps({"pack_id": pack_id, "items": shown, "dimensions": DIMENSIONS,
+                       "titles": TITLES, "rubrics": RUBRICS}, ensure_ascii=False).replace("</", "<\\/")
+    return HTML.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
+
+
+# ------------------------------------------------------------------------------------------------ import
+def _read_ratings(path: Path, known: set[str]) -> list[dict]:
+    rows = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ["item_id", "rater", *DIMENSIONS] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DiqError(f"{path}: missing column(s) {', '.join(missing)}\n  fix: keep the header of review.csv "
+                           f"or of the form's saved file (item_id, rater, {', '.join(DIMENSIONS)})")
+        for line, r in enumerate(reader, start=2):
+            if not any((r.get(d) or "").strip() for d in DIMENSIONS):
+                continue  # an item this rater left blank
+            iid, rater = (r["item_id"] or "").strip(), (r["rater"] or "").strip()
+            if iid not in known:
+                raise DiqError(f"{path}:{line}: item_id {iid!r} is not in this pack\n  fix: import ratings into "
+                               f"the pack they were made from (--pack)")
+            if not rater:
+                raise DiqError(f"{path}:{line}: empty 'rater'\n  fix: fill in the rater's name or initials")
+            vals = {}
+            for d in DIMENSIONS:
+                v = (r.get(d) or "").strip()
+                if v == "":
+                    vals[d] = None
+                    continue
+                if v not in {"1", "2", "3", "4", "5"}:
+                    raise DiqError(f"{path}:{line}: {d}={v!r} is not a rating\n  fix: use a whole number 1-5, or "
+                                   f"leave it empty")
+                vals[d] = int(v)
+            rows.append({"file": str(path), "line": line, "item_id": iid, "rater": rater, **vals})
+    return rows
+
+
+def import_ratings(pack: Path, csv_paths: list[Path], n_boot: int = 2000, seed: int = 0) -> dict:
+    """Read completed rating files, unblind them with the pack's key, and summarise them."""
+    key_path = pack / KEY_FILE
+    if not key_path.exists():
+        raise DiqError(f"{key_path}: the pack's key is missing\n  fix: pass the pack folder written by "
+                       f"`python -m diq.practice export` (--pack)")
+    key = json.loads(key_path.read_text(encoding="utf-8"))
+    rows = [r for p in csv_paths for r in _read_ratings(Path(p), set(key["items"]))]
+    seen: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        k = (r["rater"], r["item_id"])
+        if k in seen:
+            a = seen[k]
+            raise DiqError(f"rater {r['rater']!r} rated item {r['item_id']} twice: {a['file']}:{a['line']} and "
+                           f"{r['file']}:{r['line']}\n  fix: keep one of the two rows")
+        seen[k] = r
+    if not rows:
+        raise DiqError(f"no ratings in {', '.join(map(str, csv_paths))}\n  fix: fill in the rating columns first")
+    # unblinded long table
+    long = [{"rater": r["rater"], "item_id": r["item_id"], "group": g, "kind": key["items"][r["item_id"]]["kind"],
+             "source_id": key["items"][r["item_id"]]["source_id"], "dimension": d, "rating": r[d]}
+            for r in rows for g in key["items"][r["item_id"]]["groups"] for d in DIMENSIONS if r[d] is not None]
+    groups = sorted({x["group"] for x in long})
+    summary: dict = {"pack_id": key["pack_id"], "raters": sorted({r["rater"] for r in rows}),
+                     "n_rating_rows": len(rows), "groups": groups, "means": {}, "differences": {}, "agreement": {}}
+    for d in DIMENSIONS:
+        # item-level mean over raters, then the mean over a group's items
+        per_item: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        for x in long:
+            if x["dimension"] == d:
+                per_item[x["group"]][x["item_id"]].append(x["rating"])
+        item_means = {g: {i: float(np.mean(v)) for i, v in per_item[g].items()} for g in groups}
+        summary["means"][d] = {g: {"mean": float(np.mean(list(m.values()))) if m else None, "n_items": len(m)}
+                               for g, m in item_means.items()}
+        if len(groups) >= 2:
+            base = groups[-1] if "unselected" not in groups else "unselected"
+            for g in groups:
+                if g == base or not item_means[g] or not item_means[base]:
+                    continue
+                summary["differences"].setdefault(d, {})[f"{g} - {base}"] = bootstrap_diff(
+                    list(item_means[g].values()), list(item_means[base].values()), n_boot=n_boot, seed=seed)
+        by_rater: dict[str, dict[str, float]] = defaultdict(dict)
+        for r in rows:
+            if r[d] is not None:
+                by_rater[r["rater"]][r["item_id"]] = r[d]
+        summary["agreement"][d] = agreement(by_rater)
+    return {"summary": summary, "long": long}
+
+
+def write_import(result: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ratings_unblinded.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["rater", "item_id", "group", "kind", "source_id", "dimension", "rating"])
+        w.writeheader()
+        w.writerows(result["long"])
+    write_json(out / "review_summary.json", result["summary"])
+    write_text(out / "review_summary.md", summary_markdown(result["summary"]))
+    return [out / "ratings_unblinded.csv", out / "review_summary.json", out / "review_summary.md"]
+
+
+def summary_markdown(s: dict) -> str:
+    lines = [f"# Physician review (pack {s['pack_id']}; raters: {', '.join(s['raters'])})", "",
+             "| dimension | " + " | ".join(s["groups"]) + " |", "|---|" + "---|" * len(s["groups"])]
+    for d in DIMENSIONS:
+        cells = [f"{m['mean']:.2f} (n={m['n_items']})" if m["mean"] is not None else "–"
+                 for m in (s["means"][d].get(g, {"mean": None}) for g in s["groups"])]
+        lines.append(f"| {TITLES[d]} | " + " | ".join(cells) + " |")
+    if s["differences"]:
+        lines += ["", "| dimension | comparison | difference | 95 % CI (bootstrap) |", "|---|---|---|---|"]
+        for d, comps in s["differences"].items():
+            for name, b in comps.items():
+                lines.append(f"| {TITLES[d]} | {name} | {b['diff']:+.2f} | [{b['ci_low']:+.2f}, {b['ci_high']:+.2f}] |")
+    lines += ["", "| dimension | raters | Cohen's κ (quadratic) | Krippendorff's α (ordinal) | α (interval) |",
+              "|---|---|---|---|---|"]
+    for d in DIMENSIONS:
+        a = s["agreement"][d]
+        f = lambda k: f"{a[k]:.3f}" if k in a else "–"  # noqa: E731
+        lines.append(f"| {TITLES[d]} | {len(a['raters'])} | {f('cohen_kappa_quadratic')} | "
+                     f"{f('krippendorff_alpha_ordinal')} | {f('krippendorff_alpha_interval')} |")
+    return "\n".join(lines) + "\n"
+
+
+HTML = r"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>__TITLE__</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:0 auto;padding:1rem;line-height:1.45;color:#222}
+header{position:sticky;top:0;background:#fff;border-bottom:1px solid #ccc;padding:.5rem 0;z-index:1}
+.item{border:1px solid #ddd;border-radius:6px;padding:1rem;margin:1rem 0}
+.item.done{border-color:#6a6}
+pre{white-space:pre-wrap;background:#f7f7f7;padding:.6rem;border-radius:4px;max-height:24rem;overflow:auto}
+fieldset{border:0;padding:.2rem 0;margin:0}
+legend{font-weight:600}
+label.r{margin-right:.9rem}
+details{font-size:.9em;color:#444}
+textarea{width:100%}
+button{font-size:1rem;padding:.4rem 1rem}
+</style></head>
+<body>
+<header>
+<h1 style="font-size:1.3rem;margin:.2rem 0">__TITLE__</h1>
+<label>Rater (name or initials): <input id="rater" autocomplete="off"></label>
+<span id="progress"></span>
+<button id="save" type="button">Save ratings (CSV)</button>
+<span id="status" role="status"></span>
+</header>
+<p>Rate each answer from 1 (poor) to 5 (excellent) on the three dimensions. Ratings are kept in this browser as you
+go; <b>Save ratings</b> downloads a CSV file to send back. You do not need all items at once.</p>
+<details><summary>Rubric</summary><div id="rubric"></div></details>
+<main id="items"></main>
+<script id="data" type="application/json">__DATA__</script>
+<script>
+"use strict";
+const DATA = JSON.parse(document.getElementById("data").textContent);
+const STORE = "expert-review-" + DATA.pack_id;
+const state = JSON.parse(localStorage.getItem(STORE) || '{"rater":"","ratings":{}}');
+const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+document.getElementById("rubric").innerHTML = DATA.dimensions.map(d =>
+  `<p><b>${esc(DATA.titles[d])}</b>: ${esc(DATA.rubrics[d]).replace(/\n/g, "<br>")}</p>`).join("");
+const main = document.getElementById("items");
+for (const it of DATA.items) {
+  const sec = document.createElement("section");
+  sec.className = "item"; sec.id = "item-" + it.item_id; sec.dataset.item = it.item_id;
+  let h = `<h2 style="font-size:1.05rem">Item ${it.position} <small style="color:#888">(${esc(it.item_id)})</small></h2>
+    <div><b>Question</b><pre>${esc(it.question)}</pre></div><div><b>Answer</b><pre>${esc(it.answer)}</pre></div>`;
+  for (const d of DATA.dimensions) {
+    h += `<fieldset data-dim="${d}"><legend>${esc(DATA.titles[d])}</legend>`;
+    for (let v = 1; v <= 5; v++)
+      h += `<label class="r"><input type="radio" name="${it.item_id}-${d}" value="${v}" data-item="${it.item_id}" data-dim="${d}"> ${v}</label>`;
+    h += `</fieldset>`;
+  }
+  h += `<label>Comment (optional)<textarea rows="2" data-item="${it.item_id}" data-dim="comment"></textarea></label>`;
+  sec.innerHTML = h; main.appendChild(sec);
+}
+function restore() {
+  document.getElementById("rater").value = state.rater || "";
+  for (const [iid, r] of Object.entries(state.ratings)) for (const [d, v] of Object.entries(r)) {
+    if (d === "comment") { const t = document.querySelector(`textarea[data-item="${iid}"]`); if (t) t.value = v; }
+    else { const el = document.querySelector(`input[name="${iid}-${d}"][value="${v}"]`); if (el) el.checked = true; }
+  }
+}
+function progress() {
+  let n = 0;
+  for (const it of DATA.items) {
+    const r = state.ratings[it.item_id] || {};
+    const done = DATA.dimensions.every(d => r[d]);
+    document.getElementById("item-" + it.item_id).classList.toggle("done", done);
+    n += done ? 1 : 0;
+  }
+  document.getElementById("progress").textContent = `${n} / ${DATA.items.length} rated`;
+}
+function persist() { localStorage.setItem(STORE, JSON.stringify(state)); progress(); }
+main.addEventListener("change", e => {
+  const t = e.target, iid = t.dataset.item, d = t.dataset.dim;
+  if (!iid) return;
+  state.ratings[iid] = state.ratings[iid] || {};
+  state.ratings[iid][d] = d === "comment" ? t.value : Number(t.value);
+  persist();
+});
+document.getElementById("rater").addEventListener("input", e => { state.rater = e.target.value.trim(); persist(); });
+function csvCell(v) { v = v == null ? "" : String(v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+function toCSV() {
+  const cols = ["item_id", "rater", ...DATA.dimensions, "comment"];
+  const lines = [cols.join(",")];
+  for (const it of DATA.items) {
+    const r = state.ratings[it.item_id];
+    if (!r || !DATA.dimensions.some(d => r[d])) continue;
+    lines.push([it.item_id, state.rater, ...DATA.dimensions.map(d => r[d] || ""), r.comment || ""].map(csvCell).join(","));
+  }
+  return lines.join("\r\n") + "\r\n";
+}
+document.getElementById("save").addEventListener("click", () => {
+  const st = document.getElementById("status");
+  if (!state.rater) { st.textContent = "Enter your name or initials first."; document.getElementById("rater").focus(); return; }
+  const blob = new Blob([toCSV()], {type: "text/csv"});
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = "ratings-" + state.rater.replace(/[^A-Za-z0-9_-]+/g, "_") + ".csv";
+  document.body.appendChild(a); a.click(); a.remove();
+  st.textContent = "Saved " + a.download;
+});
+restore(); progress();
+</script></body></html>
+"""
