@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import fcntl
+from contextlib import contextmanager
 import os
 import shutil
 import tempfile
@@ -84,7 +86,9 @@ class StageDir:
     """A content-addressed directory for one stage's outputs: ``<root>/<stage>/<key[:16]>``.
 
     ``done`` is true only after :meth:`finish` wrote the marker. Partial directories left by a killed
-    process are wiped by :meth:`begin` and recomputed.
+    process are wiped by :meth:`begin` and recomputed. Check ``done`` and compute inside ``with stage.lock():``
+    so that two processes sharing a cache (a restarted sweep while the first one's Slurm tasks still run, two
+    users) never compute or wipe the same stage at once: the second waits, then reuses the first's result.
     """
 
     def __init__(self, root: str | os.PathLike, stage: str, key_material: Any):
@@ -92,6 +96,22 @@ class StageDir:
         self.key_material = key_material
         self.stage = stage
         self.path = Path(root) / stage / self.key[:16]
+
+    @contextmanager
+    def lock(self):
+        """Exclusive per-stage lock (``flock`` on ``<key>.lock``; released on exit, or by the OS if the process dies)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.parent / f"{self.path.name}.lock", "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"[diq] {self.stage}/{self.path.name}: another process is computing it; waiting for it",
+                      flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield self
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     @property
     def done(self) -> bool:

@@ -125,21 +125,23 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
     stage = StageDir(cache, "train", {"model": model_path, "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
                                       "train": train_cfg, "selection_hash": rec["selection_hash"],
                                       "pool_hash": rec["pool_hash"]})
-    if stage.done:
-        train_info = stage.meta()["result"]
-        print(f"[diq] train: reusing {stage.path}", flush=True)
-    else:
-        from .train import finetune, finetune_multiprocess
-
-        stage.begin()
-        subset = [by_id[i] for i in sel.ids]
-        if int(cfg.train.get("num_processes") or 1) > 1:
-            train_info = finetune_multiprocess(model_path, subset, cfg.train, stage.path, int(cfg.train.num_processes))
+    with stage.lock():
+        if stage.done:
+            train_info = stage.meta()["result"]
+            print(f"[diq] train: reusing {stage.path}", flush=True)
         else:
-            train_info = finetune(model_path, subset, cfg.train, stage.path,
-                                  on_step=lambda r: tracker.log({"train/loss": r["loss"], "train/lr": r["lr"]},
-                                                                step=r["step"]))
-        stage.finish({"result": train_info})
+            from .train import finetune, finetune_multiprocess
+
+            stage.begin()
+            subset = [by_id[i] for i in sel.ids]
+            if int(cfg.train.get("num_processes") or 1) > 1:
+                train_info = finetune_multiprocess(model_path, subset, cfg.train, stage.path,
+                                                   int(cfg.train.num_processes))
+            else:
+                train_info = finetune(model_path, subset, cfg.train, stage.path,
+                                      on_step=lambda r: tracker.log({"train/loss": r["loss"], "train/lr": r["lr"]},
+                                                                    step=r["step"]))
+            stage.finish({"result": train_info})
     rec["train"] = {**train_info, "cache": str(stage.path)}
     seconds["train"] = time.time() - t
     if cfg.stop_after == "train":
@@ -149,14 +151,15 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
     t = time.time()
     ev_stage = StageDir(cache, "eval", {"model": model_path, "adapter": stage.key,
                                         "eval": OmegaConf.to_container(cfg.eval, resolve=True)})
-    if ev_stage.done:
-        ev = read_json(ev_stage.path / "metrics.json")
-        print(f"[diq] eval: reusing {ev_stage.path}", flush=True)
-    else:
-        ev_stage.begin()
-        ev = evaluation.evaluate(model_path, train_info["adapter"], cfg.eval, samples_dir=ev_stage.path / "samples")
-        write_json(ev_stage.path / "metrics.json", ev)
-        ev_stage.finish()
+    with ev_stage.lock():
+        if ev_stage.done:
+            ev = read_json(ev_stage.path / "metrics.json")
+            print(f"[diq] eval: reusing {ev_stage.path}", flush=True)
+        else:
+            ev_stage.begin()
+            ev = evaluation.evaluate(model_path, train_info["adapter"], cfg.eval, samples_dir=ev_stage.path / "samples")
+            write_json(ev_stage.path / "metrics.json", ev)
+            ev_stage.finish()
     rec["eval"] = {**ev, "cache": str(ev_stage.path)}
     rec["metrics"] = {name: t_["value"] for name, t_ in ev["tasks"].items()}
     rec["averages"] = ev["averages"]

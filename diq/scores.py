@@ -84,21 +84,22 @@ class ScoreContext:
     def cached(self, name: str, key: dict, compute) -> dict[str, np.ndarray]:
         """Load ``name``'s arrays from the cache, or compute, save atomically and mark done."""
         stage = StageDir(self.cache, f"scores/{name}", {**self.base_key(), **key})
-        if stage.done:
-            meta = stage.meta()
-            arrays = {k: np.load(stage.path / f"{k}.npy") for k in meta["arrays"]}
-            print(f"[diq] scores/{name}: reusing {stage.path}", flush=True)
-            return arrays | {"_meta": {**meta.get("info", {}), "cache": str(stage.path), "reused": True}}
-        stage.begin()
-        t = time.time()
-        SCORER_CALLS[name] += 1
-        arrays, info = compute()
-        for k, v in arrays.items():
-            write_npy(stage.path / f"{k}.npy", np.asarray(v, dtype=np.float64))
-        write_json(stage.path / "ids.json", self.ids)
-        info = {**info, "seconds": time.time() - t}
-        stage.finish({"arrays": sorted(arrays), "info": info})
-        return arrays | {"_meta": {**info, "cache": str(stage.path), "reused": False}}
+        with stage.lock():
+            if stage.done:
+                meta = stage.meta()
+                arrays = {k: np.load(stage.path / f"{k}.npy") for k in meta["arrays"]}
+                print(f"[diq] scores/{name}: reusing {stage.path}", flush=True)
+                return arrays | {"_meta": {**meta.get("info", {}), "cache": str(stage.path), "reused": True}}
+            stage.begin()
+            t = time.time()
+            SCORER_CALLS[name] += 1
+            arrays, info = compute()
+            for k, v in arrays.items():
+                write_npy(stage.path / f"{k}.npy", np.asarray(v, dtype=np.float64))
+            write_json(stage.path / "ids.json", self.ids)
+            info = {**info, "seconds": time.time() - t}
+            stage.finish({"arrays": sorted(arrays), "info": info})
+            return arrays | {"_meta": {**info, "cache": str(stage.path), "reused": False}}
 
 
 # ------------------------------------------------------------------------------------------ model setup
@@ -137,17 +138,18 @@ def _warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dic
 
     key = {**ctx.base_key(), "warmup": _c(wcfg), "lora": _c(lora_cfg)}
     stage = StageDir(ctx.cache, f"warmup/{tag}", key)
-    if not stage.done:
-        stage.begin()
-        n = max(1, int(round(float(wcfg.fraction) * len(ctx.records))))
-        rng = random.Random(f"warmup:{wcfg.seed}")
-        subset = [ctx.records[i] for i in sorted(rng.sample(range(len(ctx.records)), n))]
-        tcfg = OmegaConf.create({**_c(ctx.cfg.train), "lora": _c(lora_cfg), "epochs": int(wcfg.epochs),
-                                 "lr": float(wcfg.lr), "max_length": int(wcfg.max_length),
-                                 "seed": int(wcfg.seed)})
-        SCORER_CALLS[f"warmup/{tag}"] += 1
-        info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True)
-        stage.finish({"checkpoints": info["checkpoints"], "n_warmup": n})
+    with stage.lock():
+        if not stage.done:
+            stage.begin()
+            n = max(1, int(round(float(wcfg.fraction) * len(ctx.records))))
+            rng = random.Random(f"warmup:{wcfg.seed}")
+            subset = [ctx.records[i] for i in sorted(rng.sample(range(len(ctx.records)), n))]
+            tcfg = OmegaConf.create({**_c(ctx.cfg.train), "lora": _c(lora_cfg), "epochs": int(wcfg.epochs),
+                                     "lr": float(wcfg.lr), "max_length": int(wcfg.max_length),
+                                     "seed": int(wcfg.seed)})
+            SCORER_CALLS[f"warmup/{tag}"] += 1
+            info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True)
+            stage.finish({"checkpoints": info["checkpoints"], "n_warmup": n})
     return stage.meta()["checkpoints"]
 
 

@@ -74,3 +74,50 @@ def test_kill9_then_rerun_matches_uninterrupted(tmp_path, marker):
     assert again["selection_hash"] == ref["selection_hash"]
     assert again["metrics"] == ref["metrics"]
     assert again["train"]["final_loss"] == pytest.approx(ref["train"]["final_loss"], rel=1e-6)
+
+
+CHILD = """
+import sys, time
+from diq.artifacts import StageDir, write_json
+st = StageDir(sys.argv[1], "train", {"k": 1})
+with st.lock():
+    st.begin()
+    write_json(st.path / "part.json", {"x": 1})
+    print("computing", flush=True)
+    time.sleep(float(sys.argv[2]))
+    if sys.argv[3] == "finish":
+        st.finish({"by": "child"})
+"""
+
+
+def _child(tmp_path, secs, mode):
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), str(secs), mode], cwd=ROOT,
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "computing"
+    return p
+
+
+def test_stage_lock_makes_a_second_process_wait_then_reuse(tmp_path):
+    from diq.artifacts import StageDir
+
+    p = _child(tmp_path, 2.0, "finish")
+    st = StageDir(tmp_path, "train", {"k": 1})
+    t0 = time.time()
+    with st.lock():  # a restarted sweep meeting a stage that an old Slurm task is still computing
+        waited = time.time() - t0
+        assert st.done and st.meta()["by"] == "child"
+    assert waited > 1.0 and p.wait(10) == 0
+
+
+def test_stage_lock_is_released_when_its_holder_is_killed(tmp_path):
+    from diq.artifacts import StageDir
+
+    p = _child(tmp_path, 60, "finish")
+    st = StageDir(tmp_path, "train", {"k": 1})
+    threading.Timer(1.0, lambda: p.send_signal(signal.SIGKILL)).start()
+    t0 = time.time()
+    with st.lock():
+        assert 0.5 < time.time() - t0 < 30 and not st.done  # the kill freed the lock; nothing looks complete
+        st.begin()
+        assert not (st.path / "part.json").exists()  # the partial output was wiped
+    p.wait(10)
