@@ -53,25 +53,17 @@ def _done_times(cache: Path) -> dict[str, float]:
     return {str(d.relative_to(cache)): d.stat().st_mtime for d in cache.rglob("_DONE.json")}
 
 
-def test_slurm_sweep_cancelled_task_then_resumed(cluster, tmp_path):
-    cache = tmp_path / "cache"
-    p = _sweep(cluster, tmp_path / "first", cache)
+def _wait_first_record(out: Path) -> None:
     deadline = time.time() + 400
-    while time.time() < deadline and not list((tmp_path / "first").rglob("record.json")):
+    while time.time() < deadline and not list(out.rglob("record.json")):
         time.sleep(1)
-    assert list((tmp_path / "first").rglob("record.json")), "the first array task never finished"
-    array = next(j for j, _ in _sacct(cluster) if "_" in j).split("_")[0]
-    # cancel the last cell of the grid while it waits behind the %1 throttle: Slurm then keeps no accounting
-    # record of it at all (plain submitit_slurm waits forever; diq_slurm reports it)
-    subprocess.run(["scancel", f"{array}_3"], env=cluster.env, check=True)
-    out, _ = p.communicate(timeout=600)
-    assert p.returncode != 0, "a cancelled array task must fail the sweep"
-    assert f"task {array}_3: gone from squeue with no final state" in out and "1 of 4 Slurm array tasks" in out, out[-3000:]
-    assert f"{array}_3" not in dict(_sacct(cluster))  # the Slurm behaviour this launcher exists for
-    assert len(list((tmp_path / "first").rglob("record.json"))) == 3  # every other cell finished before the error
+    assert list(out.rglob("record.json")), "the first array task never finished"
+
+
+def _restart_recomputes_nothing(cluster, tmp_path, cache: Path) -> None:
+    """Restart the same sweep; every stage finished before keeps its _DONE.json, finished cells are identical."""
     before = _done_times(cache)
     finished = [json.loads(r.read_text()) for r in (tmp_path / "first").rglob("record.json")]
-
     p2 = _sweep(cluster, tmp_path / "second", cache)
     out2, _ = p2.communicate(timeout=900)
     assert p2.returncode == 0, out2[-3000:]
@@ -79,8 +71,36 @@ def test_slurm_sweep_cancelled_task_then_resumed(cluster, tmp_path):
     for k, t in before.items():
         assert after[k] == t, f"{k} was recomputed after the restart"
     recs = [json.loads(r.read_text()) for r in (tmp_path / "second").rglob("record.json")]
-    assert len(recs) == 4
+    assert len(recs) == 4 and all(r["status"] == "complete" for r in recs)
     for f in finished:
         again = next(r for r in recs if (r["strategy"], r["budget_fraction"]) == (f["strategy"], f["budget_fraction"]))
         assert again["selection_hash"] == f["selection_hash"] and again["metrics"] == f["metrics"]
     assert sum(1 for k in after if k.startswith("scores/influence/")) == 1
+
+
+def test_slurm_sweep_cancelled_task_then_resumed(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    p = _sweep(cluster, tmp_path / "first", cache)
+    _wait_first_record(tmp_path / "first")
+    array = next(j for j, _ in _sacct(cluster) if "_" in j).split("_")[0]
+    # cancel the last cell of the grid while it waits behind the %1 throttle: Slurm then keeps no accounting
+    # record of it at all (plain submitit_slurm waits forever; diq_slurm reports it)
+    subprocess.run(["scancel", f"{array}_3"], env=cluster.env, check=True)
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode != 0, "a cancelled array task must fail the sweep"
+    assert f"task {array}_3: gone from squeue with no final state" in out and "1 of 4 Slurm array tasks" in out, \
+        out[-3000:]
+    assert f"{array}_3" not in dict(_sacct(cluster))  # the Slurm behaviour this launcher exists for
+    assert len(list((tmp_path / "first").rglob("record.json"))) == 3  # every other cell finished before the error
+    _restart_recomputes_nothing(cluster, tmp_path, cache)
+
+
+def test_slurm_sweep_submitter_killed_then_restarted(cluster, tmp_path):
+    """kill -9 of the submitting process part-way: its array keeps running on Slurm; the restarted sweep waits for
+    stages those tasks are computing (per-stage lock) and recomputes nothing that had finished."""
+    cache = tmp_path / "cache"
+    p = _sweep(cluster, tmp_path / "first", cache)
+    _wait_first_record(tmp_path / "first")
+    p.kill()
+    p.wait(30)
+    _restart_recomputes_nothing(cluster, tmp_path, cache)
