@@ -58,6 +58,7 @@ def test_report_table_from_records(tmp_path, cache_dir):
     assert float(by[("random", "p10")]["AvgA_std"]) == pytest.approx(statistics.stdev(rnd), abs=0.01)
     assert by[("random", "p10")]["n_seeds"] == "2" and by[("diq", "p10")]["n_seeds"] == "1"
     assert by[("diq", "p10")]["paper_AvgA"] == "44.04"
+    assert by[("diq", "p10")]["delta_AvgA"] == ""  # the tiny model is not the paper's: no delta against it
     md = (out / "demo.md").read_text()
     assert "| p10 | diq | 1 |" in md and "Provenance" in md
     assert (out / "demo_avga.png").stat().st_size > 3000 and (out / "demo_quadrants.png").exists()
@@ -68,3 +69,19 @@ def test_report_table_from_records(tmp_path, cache_dir):
 
 def test_committed_results_match_their_csv():
     assert report.main(["--check"]) == 0
+
+
+def test_delta_only_against_the_papers_model():
+    def rec(model, avga, seed):
+        return {"strategy": "diq", "budget_fraction": 0.1, "seed": seed, "model": model, "experiment": "main_table",
+                "config": {"selection": {}}, "averages": {"AvgS": None, "AvgC": None, "AvgA": avga}}
+
+    rows = report.aggregate([rec("llama31_8b_instruct", 0.45, 0), rec("llama31_8b_instruct", 0.47, 1)], "main_table",
+                            None)
+    diq = next(r for r in rows if (r["strategy"], r["budget"]) == ("diq", "p10"))
+    assert diq["AvgA"] == 46.0 and diq["delta_AvgA"] == round(46.0 - 44.04, 2)
+    assert diq["command"] == "python -m diq.run experiment=main_table"
+    missing = [r for r in rows if r["n_seeds"] == 0]
+    assert missing and all(r["paper_AvgA"] is not None for r in missing)  # the paper's other cells, marked as not run
+    other = report.aggregate([rec("qwen3_8b", 0.45, 0)], "main_table", None)
+    assert next(r for r in other if r["strategy"] == "diq" and r["budget"] == "p10")["delta_AvgA"] is None
