@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pytest
@@ -14,54 +12,31 @@ import pytest
 from diq.difficulty import PERSPECTIVES
 from diq.difficulty.judge import LocalJudge, OpenAIJudge, judge_records
 from diq.errors import DiqError
+from fake_openai import ChatHandler, logprob_choice, serve
 
 RECS = [{"id": f"r{i}", "question": f"Question {i}: what causes fever?", "reasoning": "", "response": "infection"}
         for i in range(6)]
 
 
-class FakeOpenAI(BaseHTTPRequestHandler):
+class FakeOpenAI(ChatHandler):
     mode = "logprobs"          # logprobs | text | garbage | fail_then_ok
-    calls = 0
-    auth = []
 
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        cls = type(self)
-        cls.calls += 1
-        cls.auth.append(self.headers.get("Authorization"))
-        if cls.mode == "fail_then_ok" and cls.calls % 2 == 1:
-            self.send_response(503)
-            self.end_headers()
-            return
-        text = body["messages"][0]["content"]
-        rating = 1 + (len(text) % 5)
-        if cls.mode == "garbage":
-            msg = {"message": {"content": "I refuse to rate."}}
-        elif cls.mode == "logprobs":
-            tops = [{"token": str(k), "logprob": math.log(0.6 if k == rating else 0.1)} for k in range(1, 6)]
-            msg = {"message": {"content": str(rating)}, "logprobs": {"content": [{"token": str(rating),
-                                                                                     "top_logprobs": tops}]}}
-        else:
-            msg = {"message": {"content": f"Rating: {rating}"}}
-        data = json.dumps({"choices": [msg]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
+    def reply(self, body):
+        if self.mode == "fail_then_ok" and type(self).calls % 2 == 1:
+            return 503, None
+        rating = 1 + (len(body["messages"][0]["content"]) % 5)
+        if self.mode == "garbage":
+            return 200, {"message": {"content": "I refuse to rate."}}
+        if self.mode == "logprobs":
+            return 200, logprob_choice(rating, math.log(0.6), math.log(0.1))
+        return 200, {"message": {"content": f"Rating: {rating}"}}
 
 
 @pytest.fixture
 def server():
-    FakeOpenAI.calls, FakeOpenAI.auth, FakeOpenAI.mode = 0, [], "logprobs"
-    srv = HTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_port}/v1"
-    srv.shutdown()
+    FakeOpenAI.mode = "logprobs"
+    with serve(FakeOpenAI) as url:
+        yield url
 
 
 def test_openai_judge_expected_value_and_key_from_env(server, tmp_path, monkeypatch):

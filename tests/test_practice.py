@@ -8,9 +8,7 @@ import csv
 import json
 import math
 import shutil
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from diq.practice.__main__ import main as practice_main
 from diq.practice.items import make_item
 from diq.practice.review import KEY_FILE, export_pack, import_ratings
 from diq.practice.rubric import DIMENSIONS
+from fake_openai import ChatHandler, logprob_choice, serve
 
 CANARY = "sk-practice-canary-123456"
 OFFSETS = {"DIFFERENTIAL DIAGNOSIS": 1, "SAFETY CHECK": 7, "EVIDENCE CITATION": 13}
@@ -40,35 +39,15 @@ def expected_rating(item: dict, dim: str) -> int:
     return 1 + (len(item["text"]) // OFFSETS[key]) % 5
 
 
-class FakeOpenAI(BaseHTTPRequestHandler):
-    calls = 0
-    auth: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).calls += 1
-        type(self).auth.append(self.headers.get("Authorization"))
-        r = fake_rating(body["messages"][0]["content"])
-        tops = [{"token": str(k), "logprob": 0.0 if k == r else -60.0} for k in range(1, 6)]
-        data = json.dumps({"choices": [{"message": {"content": str(r)},
-                                        "logprobs": {"content": [{"token": str(r), "top_logprobs": tops}]}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
+class FakeOpenAI(ChatHandler):
+    def reply(self, body):
+        return 200, logprob_choice(fake_rating(body["messages"][0]["content"]), 0.0, -60.0)
 
 
 @pytest.fixture
 def server():
-    FakeOpenAI.calls, FakeOpenAI.auth = 0, []
-    srv = HTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}/v1"
-    srv.shutdown()
+    with serve(FakeOpenAI) as url:
+        yield url
 
 
 def _run(run_cfg, *overrides, out):
