@@ -115,7 +115,7 @@ def cmd_samples(args) -> int:
     write_text(out / "sample_items.jsonl", "".join(json.dumps(it) + "\n" for it in items))
     ratings = rate_items(items, _judge_cfg(args), Path(rec["config"]["cache_dir"]))
     s = summarise(items, ratings, baseline="unselected", paired=False, seed=args.seed)
-    s.update(judge=_redacted(_judge_cfg(args)), n_per_group=args.n, seed=args.seed)
+    s.update(judge=_judge_for_record(_judge_cfg(args)), n_per_group=args.n, seed=args.seed)
     s["wandb"] = _track(rec, "samples", s, args.wandb)
     write_json(out / "samples_summary.json", s)
     _update_record(path, "samples", s)
@@ -138,7 +138,7 @@ def cmd_generations(args) -> int:
     write_text(out / "generation_items.jsonl", "".join(json.dumps(it) + "\n" for it in items))
     ratings = rate_items(items, _judge_cfg(args), Path(recs[0][0]["config"]["cache_dir"]))
     s = summarise(items, ratings, baseline=labels[0], paired=True, seed=args.seed)
-    s.update(judge=_redacted(_judge_cfg(args)), questions=args.questions, n_questions=len(questions),
+    s.update(judge=_judge_for_record(_judge_cfg(args)), questions=args.questions, n_questions=len(questions),
              max_new_tokens=args.max_new_tokens, runs=[str(p) for _, p in recs])
     write_json(out / "generations_summary.json", s)
     for rec, path in recs:
@@ -157,8 +157,10 @@ def cmd_generations(args) -> int:
     return 0
 
 
-def _redacted(jcfg: dict) -> dict:
-    return {k: v for k, v in jcfg.items() if k not in ("device", "batch_size")}  # no secret is ever in jcfg
+def _judge_for_record(jcfg: dict) -> dict:
+    """The judge settings a result is recorded with (runtime-only keys dropped; a key is never in jcfg, only the
+    name of its environment variable)."""
+    return {k: v for k, v in jcfg.items() if k not in ("device", "batch_size")}
 
 
 def cmd_export(args) -> int:
