@@ -91,12 +91,12 @@ def aggregate(records: list[dict], table: str, command: str | None) -> list[dict
     return rows
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
+def write_csv(rows: list[dict], path: Path, columns: list[str] = COLUMNS) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in COLUMNS})
+        w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in columns})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(buf.getvalue())
 
@@ -269,11 +269,7 @@ def main(argv=None) -> int:
     prows = practice_rows(records, table)
     if prows:
         p_csv = out / f"{table}_practice.csv"
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=PRACTICE_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        w.writerows({c: ("" if r.get(c) is None else r.get(c)) for c in PRACTICE_COLUMNS} for r in prows)
-        p_csv.write_text(buf.getvalue())
+        write_csv(prows, p_csv, PRACTICE_COLUMNS)
         p_csv.with_suffix(".md").write_text(render(p_csv))
         print(f"wrote {p_csv} and {p_csv.with_suffix('.md')} (expert practice)")
     return 0
