@@ -28,31 +28,54 @@ def ngrams(text: str, n: int) -> set[int]:
     return {hash(" ".join(w[i: i + n])) for i in range(len(w) - n + 1)}
 
 
+def _strip_template(docs: list[dict], n: int) -> set[int]:
+    """n-grams shared by at least half of a task's prompts are scaffolding (instructions, option letters, chat
+    markup), not content: they are left out of the index."""
+    if len(docs) < 4:
+        return set()
+    counts: dict[int, int] = {}
+    for d in docs:
+        for g in ngrams(d["content"], n):
+            counts[g] = counts.get(g, 0) + 1
+    return {g for g, c in counts.items() if c >= len(docs) / 2}
+
+
 def benchmark_docs(eval_cfg: DictConfig) -> tuple[dict[str, list[dict]], dict[str, str]]:
-    """Questions of every benchmark in the run that can be read here: packaged and local tasks always; lm-eval
-    hub tasks when their data can be loaded (otherwise listed as skipped, with the reason)."""
-    from .evaluate import PACKAGED
+    """The scored items of every benchmark in the run that can be read here, as content without prompt
+    scaffolding: ``{id, question, content}``. Bundle, local and packaged tasks always; lm-eval hub tasks when their
+    data can be loaded (or hub fixtures are set), otherwise listed as skipped with the reason."""
+    from .evaluate import build_task, scored_docs, task_manager, task_specs
     from .tasks import mcq
 
     docs, skipped = {}, {}
-    for spec in OmegaConf.to_container(eval_cfg.tasks, resolve=True):
+    specs = task_specs(eval_cfg)
+    for spec in specs:
         name = spec["name"]
-        if spec.get("local"):
-            loc = {k: v for k, v in spec["local"].items() if k not in ("mode", "path")}
-            docs[name] = mcq.read_local_mcq(spec["local"]["path"], **loc)
-        elif name.startswith("pubmedqa"):
-            docs[name] = mcq.pubmedqa_split("test")
-        else:
-            try:
-                from lm_eval.tasks import TaskManager, get_task_dict
+        ours = scored_docs(spec, int(eval_cfg.get("holdout", 0) or 0), int(eval_cfg.get("holdout_seed", 0)))
+        if ours is None and name.startswith("pubmedqa_pqal"):
+            ours = mcq.pubmedqa_split("test")
+        if ours is not None:
+            docs[name] = [{"id": d["id"], "question": d["question"], "content": mcq.content_text(d)} for d in ours]
+            continue
+        try:
+            from lm_eval.tasks import get_task_dict
 
-                tm = TaskManager(include_path=str(mcq.DATA.parent / "tasks"), include_defaults=name not in PACKAGED)
-                task = get_task_dict([name], tm)[name]
-                ds = task.test_docs() if task.has_test_docs() else task.validation_docs()
-                docs[name] = [{"id": f"{name}:{i}", "question": task.doc_to_text(d), "context": ""}
+            tm = task_manager([spec])
+            task = next(iter(get_task_dict([build_task(spec, eval_cfg, tm)], tm).values()))
+            ds = list(task.eval_docs)
+            if ds and {"question", "options", "letters"} <= set(ds[0]):
+                docs[name] = [{"id": f"{name}:{i}", "question": d["question"], "content": mcq.content_text(d)}
                               for i, d in enumerate(ds)]
-            except Exception as e:  # noqa: BLE001 - offline hub tasks cannot be read here
-                skipped[name] = f"{type(e).__name__}: {str(e)[:160]}"
+                continue
+            query = task.config.doc_to_decontamination_query if task.config.should_decontaminate else None
+            rows = []
+            for i, d in enumerate(ds):
+                text = task.doc_to_text(d)
+                q = task.doc_to_decontamination_query(d) if query else text
+                rows.append({"id": f"{name}:{i}", "question": str(q), "content": str(text), "templated": True})
+            docs[name] = rows
+        except Exception as e:  # noqa: BLE001 - offline hub tasks cannot be read here
+            skipped[name] = f"{type(e).__name__}: {str(e)[:160]}"
     return docs, skipped
 
 
@@ -68,26 +91,38 @@ class Report:
 
     def summary(self, limit: int = 5) -> dict:
         return {"n_checked": self.n_checked, "n_exact": len(self.exact), "n_ngram": len(self.ngram),
-                "n_contaminated": len(self.ids), "examples": (self.exact + self.ngram)[:limit]}
+                "n_contaminated": len(self.ids), "flagged": self.exact + self.ngram,
+                "examples": (self.exact + self.ngram)[:limit]}
 
 
 def check(samples: list[dict], docs: dict[str, list[dict]], n: int = 13) -> Report:
+    """Flag samples whose question equals a benchmark item's (normalised) or whose text shares a word n-gram with
+    a benchmark item's content. Validation items are compared by their content (question, context, options and
+    reasoning), never by the prompt they are wrapped in."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 4:
+        raise DiqError(f"decontam_ngram={n!r}: use an integer ≥ 4 (13 is the GPT-3 / lm-eval convention); "
+                       f"short n-grams flag ordinary phrases")
     exact_index: dict[str, tuple[str, str]] = {}
     gram_index: dict[int, tuple[str, str]] = {}
+    docs = {t: [{**d, "content": d.get("content") or f"{d.get('context', '')} {d['question']}"} for d in ds]
+            for t, ds in docs.items()}
     for task, ds in docs.items():
+        scaffold = _strip_template(ds, n) if any(d.get("templated") for d in ds) else set()
         for d in ds:
-            q = d["question"]
-            exact_index.setdefault(normalize(q), (task, d["id"]))
-            for g in ngrams(f"{d.get('context', '')} {q}", n):
-                gram_index.setdefault(g, (task, d["id"]))
+            if not d.get("templated") or d["question"] != d["content"]:
+                exact_index.setdefault(normalize(d["question"]), (task, d["id"]))
+            for g in ngrams(d["content"], n):
+                if g not in scaffold:
+                    gram_index.setdefault(g, (task, d["id"]))
     rep = Report(n_checked=len(samples))
     for s in samples:
-        key = normalize(s["question"])
-        if key in exact_index:
+        key = normalize(s.get("raw_question") or s["question"])
+        if key and key in exact_index:
             task, did = exact_index[key]
             rep.exact.append({"id": s["id"], "task": task, "doc": did, "kind": "exact question"})
             continue
-        text = f"{s['question']} {s.get('reasoning', '')} {s['response']}"
+        text = f"{s['content']} {s.get('reasoning', '')}" if s.get("content") else \
+            f"{s['question']} {s.get('reasoning', '')} {s['response']}"
         hits = [g for g in ngrams(text, n) if g in gram_index]
         if hits:
             task, did = gram_index[hits[0]]
@@ -107,5 +142,9 @@ def apply(mode: str, what: str, samples: list[dict], rep: Report) -> list[dict]:
         raise DiqError(f"{len(rep.ids)} {what} sample(s) overlap evaluation benchmarks, e.g. "
                        f"{(rep.exact + rep.ngram)[:3]}\n  fix: set decontaminate=drop to remove them, or clean the data")
     kept = [s for s in samples if s["id"] not in rep.ids]
+    if not kept:
+        raise DiqError(f"decontaminate=drop removed all {len(samples)} {what} sample(s): every one overlaps an "
+                       f"evaluation benchmark, e.g. {(rep.exact + rep.ngram)[:3]}\n  fix: use data that is not "
+                       f"copied from the benchmarks, or check the n-gram size (decontam_ngram)")
     print(f"[diq] decontaminate=drop: removed {len(samples) - len(kept)} {what} sample(s)", flush=True)
     return kept

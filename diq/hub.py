@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import DiqError
@@ -48,3 +49,62 @@ def ensure_hub_reachable(hub_id: str, kind: str, alternatives: str) -> None:
     if not hub_reachable():
         raise DiqError(f"cannot reach the Hugging Face Hub to fetch {kind} {hub_id!r}\n"
                        f"  fix: use an offline alternative: {alternatives}")
+
+
+# ------------------------------------------------------------------ hub-shaped local fixtures (CI, air-gapped)
+FIXTURES_ENV = "DIQ_HUB_FIXTURES"
+
+
+def fixtures_dir() -> Path | None:
+    """The fixture root when one is configured (``hub_fixtures=`` in config sets ``DIQ_HUB_FIXTURES``)."""
+    d = os.environ.get(FIXTURES_ENV)
+    if not d:
+        return None
+    p = Path(d).expanduser()
+    if d.startswith("pkg://diq/data/"):
+        p = Path(__file__).parent / "data" / d[len("pkg://diq/data/"):]
+    if not p.is_dir():
+        raise DiqError(f"{FIXTURES_ENV}={d}: not a directory\n  fix: point hub_fixtures at a folder laid out as "
+                       f"<owner>/<name>/<config or _>/<split>.jsonl (see diq/fixtures.py), or unset it")
+    return p
+
+
+def fixture_files(hub_id: str, config: str | None) -> dict[str, str] | None:
+    """``{split: path}`` for ``hub_id``/``config`` under the fixture root, or None when no fixtures are set."""
+    root = fixtures_dir()
+    if root is None:
+        return None
+    d = root / hub_id / (config or "_")
+    files = {p.stem: str(p) for p in sorted(d.glob("*.jsonl"))} if d.is_dir() else {}
+    if not files:
+        raise DiqError(f"hub fixtures are on ({FIXTURES_ENV}={root}) but there is no fixture for dataset {hub_id!r} "
+                       f"config {config!r}: expected {d}/<split>.jsonl\n  fix: add one in the dataset's schema "
+                       f"(python -m diq.fixtures writes the project's), or unset hub_fixtures")
+    return files
+
+
+def load_dataset(hub_id: str, config: str | None, split: str, alternatives: str):
+    """``datasets.load_dataset`` from the Hub, or from the hub-shaped fixture when fixtures are configured."""
+    import datasets
+
+    files = fixture_files(hub_id, config)
+    if files is not None:
+        if split not in files:
+            raise DiqError(f"fixture for {hub_id!r} ({config!r}) has splits {sorted(files)}, not {split!r}\n"
+                           f"  fix: add {split}.jsonl beside them")
+        return datasets.load_dataset("json", data_files={split: files[split]}, split=split)
+    ensure_hub_reachable(hub_id, "dataset", alternatives)
+    return datasets.load_dataset(hub_id, config, split=split)
+
+
+def redirect_task(task_cfg: dict) -> dict:
+    """An lm-eval task config whose ``dataset_path`` is a hub id, pointed at the fixture files when fixtures are
+    configured (``dataset_path: json`` + ``data_files``); unchanged otherwise."""
+    path = task_cfg.get("dataset_path")
+    if not path or path in ("json", "csv", "parquet") or task_cfg.get("custom_dataset"):
+        return task_cfg
+    files = fixture_files(path, task_cfg.get("dataset_name"))
+    if files is None:
+        return task_cfg
+    return {**task_cfg, "dataset_path": "json", "dataset_name": None,
+            "dataset_kwargs": {**(task_cfg.get("dataset_kwargs") or {}), "data_files": files}}

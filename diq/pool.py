@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from .artifacts import sha256_obj, sha256_text
 from .errors import DiqError
-from .hub import ensure_hub_reachable
 
 CANONICAL = ("id", "question", "reasoning", "response", "options", "answer")
 REQUIRED = ("question", "response")
@@ -80,12 +79,13 @@ def _read_local(path: Path, records_key: str | None) -> list[dict]:
 
 
 def _read_hub(cfg: DictConfig) -> list[dict]:
-    ensure_hub_reachable(cfg.hub_id, kind="dataset",
-                         alternatives="pool=medical_o1_demo (bundled) or pool=local pool.path=/path/to/pool.jsonl")
-    import datasets
+    from .hub import load_dataset
 
     try:
-        ds = datasets.load_dataset(cfg.hub_id, cfg.get("hub_config"), split=cfg.get("split", "train"))
+        ds = load_dataset(cfg.hub_id, cfg.get("hub_config"), cfg.get("split", "train"),
+                          "pool=medical_o1_demo (bundled) or pool=local pool.path=/path/to/pool.jsonl")
+    except DiqError:
+        raise
     except Exception as e:  # noqa: BLE001 - wrap any hub/dataset failure with the fix
         raise DiqError(f"could not load pool {cfg.hub_id!r} (config {cfg.get('hub_config')!r}): {e}\n"
                        f"  fix: check the hub id / config / split, or use a local file (pool=local)") from None

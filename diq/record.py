@@ -21,7 +21,24 @@ def versions() -> dict[str, str]:
     return out
 
 
-def git_info(cwd: str | Path = ".") -> dict:
+def git_info(cwd: str | Path | None = None) -> dict:
+    """The commit of the installed diq package (not of the current folder): git in the package's own checkout, or
+    the commit pip recorded for a VCS install (direct_url.json); None when neither is known."""
+    cwd = Path(__file__).resolve().parent if cwd is None else cwd
+    info = _git_info(cwd)
+    if info["sha"] is None:
+        try:
+            import json
+
+            d = json.loads(metadata.distribution("diq").read_text("direct_url.json") or "{}")
+            if d.get("vcs_info", {}).get("commit_id"):
+                return {"sha": d["vcs_info"]["commit_id"], "dirty": None, "source": "direct_url.json"}
+        except (metadata.PackageNotFoundError, ValueError):
+            pass
+    return info
+
+
+def _git_info(cwd: str | Path) -> dict:
     def _git(*args):
         try:
             r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)

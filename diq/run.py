@@ -6,6 +6,7 @@ what is missing. The run's own folder gets ``selected_ids.json``, ``record.json`
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -34,20 +35,84 @@ def config_hash(cfg: DictConfig) -> str:
     return sha256_obj({k: c.get(k) for k in RESULT_KEYS})
 
 
+def cell_hash(cfg: DictConfig) -> str:
+    """The configuration without its seed (seed-derived values included): runs that differ only by seed share it,
+    and the report averages exactly those."""
+    c = OmegaConf.to_container(cfg, resolve=False)
+    c["seed"] = 0
+    c = OmegaConf.to_container(OmegaConf.create(c), resolve=True)
+    if c["selection"]["name"] == "none":  # the base model's row depends on the model and the evaluation only
+        return sha256_obj({"selection": "none", "model": c.get("model"), "eval": c.get("eval")})
+    return sha256_obj({k: c.get(k) for k in RESULT_KEYS if k != "seed"})
+
+
+NOT_A_CELL_KEY = ("seed", "experiment", "debug", "cache_dir", "logger", "hydra", "hub_fixtures", "stop_after")
+
+
+def cell_of(overrides: list[str]) -> dict[str, str]:
+    """The keys this run sets on the command line or through its sweep (Hydra's task overrides), seed excluded."""
+    out = {}
+    for o in overrides:
+        k, _, v = o.lstrip("+~").partition("=")
+        if k.split(".")[0].split("/")[0] not in NOT_A_CELL_KEY:
+            out[k] = v
+    return out
+
+
+def _hydra_overrides() -> tuple[list[str], str | None]:
+    if not HydraConfig.initialized():
+        return [], None
+    hc = HydraConfig.get()
+    task = list(hc.overrides.task)
+    mode = "multirun" if str(hc.mode) in ("RunMode.MULTIRUN", "MULTIRUN") else "run"
+    return task, mode
+
+
+def _scores_frame(records: list[dict], scores: dict, selected: list[str], info: dict):
+    """Per-sample scores of this run: id, every score computed, quadrant (where DIQ thresholds exist), selected."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame({"id": [r["id"] for r in records]})
+    for name, arr in scores.items():
+        if isinstance(arr, dict):
+            for sub_, a in arr.items():
+                df[f"{name}_{sub_}"] = np.asarray(a, dtype=float)
+        else:
+            df[name if name != "influence" else "dot"] = np.asarray(arr, dtype=float)
+    if "difficulty_threshold" in info and "influence" in scores and "difficulty" in scores:
+        hard = np.asarray(scores["difficulty"], float) >= info["difficulty_threshold"]
+        infl = np.asarray(scores["influence"], float) >= info["influence_threshold"]
+        df["quadrant"] = np.where(infl, np.where(hard, "Q1", "Q2"), np.where(hard, "Q3", "Q4"))
+    rank = {i: n for n, i in enumerate(selected)}
+    df["selected"] = df["id"].map(lambda i: i in rank)
+    df["selection_rank"] = df["id"].map(lambda i: rank.get(i, -1))
+    return df
+
+
 def _budget_tag(f: float) -> str:
     return "full" if float(f) >= 1.0 else f"p{float(f) * 100:g}"
 
 
-def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
+def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dict:
+    """Fills ``rec`` in place as stages finish, so a failure leaves everything known in record.failed.json."""
     if cfg.stop_after not in STAGES:
         raise DiqError(f"stop_after={cfg.stop_after!r}; choose one of {', '.join(STAGES)}")
     cache = Path(cfg.cache_dir)
-    seconds = {s: 0.0 for s in STAGES}
-    rec: dict = {"experiment": cfg.experiment_name, "strategy": cfg.selection.name,
-                 "budget_fraction": float(cfg.budget.fraction), "seed": int(cfg.seed), "model": cfg.model.name,
-                 "config_hash": config_hash(cfg), "git": git_info(), "versions": versions(),
-                 "config": OmegaConf.to_container(cfg, resolve=True), "seconds": seconds,
-                 "wandb": tracker.path, "output_dir": str(out_dir)}
+    seconds = rec["seconds"]
+    computed = rec.setdefault("seconds_computed", {s: 0.0 for s in STAGES})
+    rec.update(config_hash=config_hash(cfg), cell_hash=cell_hash(cfg), git=git_info(), versions=versions(),
+               config=OmegaConf.to_container(cfg, resolve=True))
+
+    # -- everything that can be checked before compute: the evaluation (task names, files, every item)
+    if cfg.get("hub_fixtures"):
+        os.environ["DIQ_HUB_FIXTURES"] = str(cfg.hub_fixtures)
+    eval_specs = evaluation.preflight(cfg.eval)
+    rec["eval_plan"] = {s["name"]: {"category": s.get("category"),
+                                    "source": (s.get("bundle") or {}).get("source") or (s.get("local") or {}).get("path")
+                                    or s["name"]} for s in eval_specs}
+    if cfg.get("hub_fixtures"):
+        rec["hub_fixtures"] = str(cfg.hub_fixtures)
 
     # -- pool and budget
     records = load_pool(cfg.pool)
@@ -65,7 +130,10 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
                                   "pool": report.summary()}
     rec.update(n_pool=len(records), pool_hash=pool_hash(records))
     strat = get_strategy(cfg.selection.name)
-    k = len(records) if cfg.selection.name == "full" else budget_k(cfg.budget.fraction, len(records))
+    base_only = cfg.selection.name == "none"
+    k = len(records) if cfg.selection.name == "full" else 0 if base_only else budget_k(cfg.budget.fraction, len(records))
+    if base_only:
+        rec["budget_fraction"] = 0.0
     model_path = resolve_model(cfg.model)
     rec["model_path"] = model_path
 
@@ -85,11 +153,28 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
             rec.setdefault("decontamination", {})["validation"] = score_info.pop("validation_decontamination")
         score_info["scoring_model"] = score_model
         rec["scores"] = score_info
+        computed["score"] = sum(float(v.get("seconds") or 0) for v in score_info.values() if isinstance(v, dict))
     seconds["score"] = time.time() - t
     if cfg.stop_after == "score":
         return rec
 
-    # -- select
+    # -- the base model: no scoring, no training, only its evaluation
+    if base_only:
+        rec.update(n_selected=0, selection_hash=None)
+        adapter, stage_key = None, None
+        if cfg.stop_after != "eval":
+            return rec
+    else:
+        adapter, stage_key = _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache)
+        if adapter is None:
+            return rec
+    _evaluate(cfg, tracker, rec, adapter, stage_key, cache)
+    return rec
+
+
+def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache):
+    seconds, computed = rec["seconds"], rec["seconds_computed"]
+    model_path = rec["model_path"]
     t = time.time()
     sel = strat.fn(records, scores, k, cfg.selection)
     if len(sel.ids) != k or len(set(sel.ids)) != k:
@@ -98,7 +183,13 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
     ids_file = write_json(out_dir / "selected_ids.json", sel.ids)
     rec.update(n_selected=len(sel.ids), selected_ids_path=str(ids_file), selected_ids_sha256=sha256_file(ids_file),
                selection_hash=ids_hash(sel.ids), selection_info=sel.info)
-    seconds["select"] = time.time() - t
+    sc = _scores_frame(records, scores, sel.ids, sel.info)
+    sc_path = out_dir / "scores.parquet"
+    sc.to_parquet(sc_path.with_suffix(".parquet.tmp"), index=False)
+    os.replace(sc_path.with_suffix(".parquet.tmp"), sc_path)
+    rec["scores_file"] = str(sc_path)
+    tracker.artifact(f"selection-{rec['selection_hash'][:12]}", "selection", [ids_file, sc_path])
+    seconds["select"] = computed["select"] = time.time() - t
     tracker.summary({"n_selected": len(sel.ids), "selection_hash": rec["selection_hash"],
                      **{f"selection/{k_}": v for k_, v in sel.info.items() if isinstance(v, (int, float, str))}})
     if "influence" in scores and "difficulty" in scores and "difficulty_threshold" in sel.info:
@@ -116,7 +207,7 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
         tracker.summary({"selection/difficulty_threshold": sel.info["difficulty_threshold"],
                          "selection/influence_threshold": sel.info["influence_threshold"]})
     if cfg.stop_after == "select":
-        return rec
+        return None, None
 
     # -- train (cached by model, training config and the selected ids)
     t = time.time()
@@ -144,12 +235,18 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
             stage.finish({"result": train_info})
     rec["train"] = {**train_info, "cache": str(stage.path)}
     seconds["train"] = time.time() - t
+    computed["train"] = float(train_info.get("seconds") or seconds["train"])
     if cfg.stop_after == "train":
-        return rec
+        return None, None
+    return train_info["adapter"], stage.key
 
-    # -- eval (cached by the adapter's stage key and the eval config)
+
+def _evaluate(cfg, tracker, rec, adapter, stage_key, cache):
+    """Evaluation, cached by the adapter's stage key (None = the base model) and the eval config."""
+    seconds, computed = rec["seconds"], rec["seconds_computed"]
+    model_path = rec["model_path"]
     t = time.time()
-    ev_stage = StageDir(cache, "eval", {"model": model_path, "adapter": stage.key,
+    ev_stage = StageDir(cache, "eval", {"model": model_path, "adapter": stage_key,
                                         "eval": OmegaConf.to_container(cfg.eval, resolve=True)})
     with ev_stage.lock():
         if ev_stage.done:
@@ -157,18 +254,20 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker) -> dict:
             print(f"[diq] eval: reusing {ev_stage.path}", flush=True)
         else:
             ev_stage.begin()
-            ev = evaluation.evaluate(model_path, train_info["adapter"], cfg.eval, samples_dir=ev_stage.path / "samples")
+            ev = evaluation.evaluate(model_path, adapter, cfg.eval, samples_dir=ev_stage.path / "samples")
             write_json(ev_stage.path / "metrics.json", ev)
             ev_stage.finish()
     rec["eval"] = {**ev, "cache": str(ev_stage.path)}
     rec["metrics"] = {name: t_["value"] for name, t_ in ev["tasks"].items()}
     rec["averages"] = ev["averages"]
+    rec["averages_n"] = ev.get("averages_n")
     seconds["eval"] = time.time() - t
+    computed["eval"] = float(ev.get("seconds") or seconds["eval"])
+    rec["per_item"] = str(ev_stage.path / "samples")
     tracker.summary({**{f"eval/{n}": v for n, v in rec["metrics"].items()},
                      **{f"eval/{n}": v for n, v in ev["averages"].items() if v is not None}})
     tracker.table("eval/tasks", ["task", "category", "metric", "value", "n"],
                   [[n, t_["category"], t_["metric"], t_["value"], t_["n"]] for n, t_ in ev["tasks"].items()])
-    return rec
 
 
 def summary_text(rec: dict) -> str:
@@ -194,21 +293,39 @@ def summary_text(rec: dict) -> str:
     return "\n".join(lines)
 
 
+def _on_sigterm(signum, frame):  # Slurm and `kill` send SIGTERM: leave a record.failed.json like any failure
+    raise SystemExit(128 + signum)
+
+
 def run(cfg: DictConfig) -> dict:
+    import datetime
+    import signal
+
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.get("output_dir", "."))
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    tags = [f"strategy:{cfg.selection.name}", f"budget:{_budget_tag(cfg.budget.fraction)}", f"model:{cfg.model.name}",
+    overrides, mode = _hydra_overrides()
+    budget_tag = "base" if cfg.selection.name == "none" else _budget_tag(cfg.budget.fraction)
+    tags = [f"strategy:{cfg.selection.name}", f"budget:{budget_tag}", f"model:{cfg.model.name}",
             f"seed:{cfg.seed}", f"git:{(git_info()['sha'] or 'none')[:8]}"]
     tracker = Tracker(cfg.logger, config=OmegaConf.to_container(cfg, resolve=True), group=cfg.experiment_name,
-                      job_type=cfg.stop_after, tags=tags, name=f"{cfg.selection.name}-{_budget_tag(cfg.budget.fraction)}-s{cfg.seed}",
+                      job_type="pipeline", tags=tags, name=f"{cfg.selection.name}-{budget_tag}-s{cfg.seed}",
                       out_dir=str(out_dir))
+    cell = cell_of(overrides)
     rec: dict = {"experiment": cfg.experiment_name, "strategy": cfg.selection.name, "budget_fraction": cfg.budget.fraction,
                  "seed": cfg.seed, "model": cfg.model.name, "seconds": {s: 0.0 for s in STAGES}, "output_dir": str(out_dir),
-                 "wandb": tracker.path}
+                 "wandb": tracker.path, "cell": cell, "overrides": overrides,
+                 "command": "python -m diq.run" + (" -m" if mode == "multirun" else "") +
+                 "".join(f" {o}" for o in overrides) if overrides else None,
+                 "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    for stale in ("record.json", "record.failed.json"):  # a rerun into a used folder leaves only its own record
+        (out_dir / stale).unlink(missing_ok=True)
+    marker = out_dir / "INCOMPLETE"  # removed only when record.json is written: a killed run is never taken as done
+    marker.write_text("this run has not finished (or was killed); see record.failed.json if there is one\n")
     exit_code = 1
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        rec = pipeline(cfg, out_dir, tracker)
+        pipeline(cfg, out_dir, tracker, rec)
         rec["status"] = "complete"
         exit_code = 0
     except DiqError as e:
@@ -218,22 +335,46 @@ def run(cfg: DictConfig) -> dict:
         rec.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:])
         raise
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         rec["seconds_total"] = time.time() - t0
+        rec["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         write_json(out_dir / ("record.json" if rec["status"] == "complete" else "record.failed.json"), rec)
-        tracker.summary({"seconds_total": rec["seconds_total"], "status": rec["status"]})
+        if rec["status"] == "complete":
+            marker.unlink(missing_ok=True)
+        tracker.summary({"seconds_total": rec["seconds_total"], "status": rec["status"],
+                         **{f"seconds/{k}": v for k, v in rec["seconds"].items()},
+                         **{f"seconds_computed/{k}": v for k, v in (rec.get("seconds_computed") or {}).items()}})
         tracker.finish(exit_code)
         print(summary_text(rec), flush=True)
     return rec
 
 
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig):
+    """One run. In a sweep (multirun) a failed cell never stops the others: its record.failed.json says why, and the
+    sweep's end (diq.callbacks) lists the failed cells and exits non-zero."""
+    multirun = HydraConfig.initialized() and _hydra_overrides()[1] == "multirun"
     try:
         rec = run(cfg)
     except DiqError as e:
         print(f"\nerror: {e}", file=sys.stderr, flush=True)
+        if multirun:
+            return None
         sys.exit(e.exit_code)
-    return rec.get("averages", {}).get("AvgA")
+    except Exception as e:  # noqa: BLE001 - in a sweep, a crash is recorded (record.failed.json) and the sweep goes on
+        if multirun:
+            traceback.print_exc()
+            print(f"\nerror in this cell: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            return None
+        raise
+    return (rec.get("averages") or {}).get("AvgA")
 
 
 if __name__ == "__main__":

@@ -55,26 +55,22 @@ class ScoreContext:
     @property
     def val(self):
         if self._val is None:
-            recs, info = build_validation(self.cfg.scoring.validation, int(self.cfg.seed))
-            if len(self.records) < len(recs):
-                raise DiqError(f"the pool has {len(self.records)} samples, fewer than the {len(recs)} validation items "
-                               f"its influence is measured against\n  fix: use a larger pool, or lower "
-                               f"scoring.validation.per_task (now {self.cfg.scoring.validation.per_task})")
+            recs, info = build_validation(self.cfg.scoring.validation, int(self.cfg.seed), self.cfg.eval)
             if self.decontam is not None:
                 from . import decontam as dc
-                from .artifacts import sha256_obj
 
                 mode, docs, n = self.decontam
                 rep = dc.check(recs, docs, n)
                 self.val_decontam = rep.summary()
-                kept = dc.apply(mode, "validation", recs, rep)
-                if len(kept) != len(recs):
-                    keep = {r["id"] for r in kept}
-                    info = {**info, "tasks": {t: [i for i in ids if i in keep] for t, ids in info["tasks"].items()},
-                            "n": len(kept), "hash": sha256_obj([{k: r[k] for k in ("id", "task", "question",
-                                                                                   "reasoning", "response")}
-                                                                for r in kept])}
-                    recs = kept
+                if rep.ids and mode == "drop":
+                    short = {t: (len(ids), sum(i not in rep.ids for i in ids)) for t, ids in info["tasks"].items()}
+                    raise DiqError(
+                        "decontamination leaves fewer validation items than asked for: " + ", ".join(
+                            f"{t}: {b} of {a}" for t, (a, b) in short.items() if b < a) +
+                        f" (flagged: {[x['id'] + ' ~ ' + x['doc'] for x in rep.exact + rep.ngram][:6]})\n"
+                        "  fix: the validation items overlap scored benchmark items; take them from a split that "
+                        "does not, or set decontaminate=warn to keep them knowingly")
+                dc.apply(mode, "validation", recs, rep)  # warn: says so; fail: raises
             self._val = (recs, info)
         return self._val
 
@@ -341,6 +337,8 @@ def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: 
                    decontam=None) -> tuple[dict, dict]:
     """Compute (or load) the named scores. Returns (name → array or perspective dict, info for the record)."""
     ctx = ScoreContext(records, model_path, cfg, out_dir, decontam)
+    if set(needs) & {"influence", "less", "similarity"}:
+        ctx.val  # noqa: B018 - build, check and decontaminate the validation set before any scoring starts
     if "difficulty" in needs:  # fail before any expensive scoring
         check_perspective(cfg.selection.get("perspective") or cfg.scoring.difficulty.perspective)
     scores, info = {}, {}
@@ -364,7 +362,9 @@ def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: 
         else:
             scores[name] = res["value"]
     if ctx._val is not None:
-        info["validation"] = {"n": ctx._val[1]["n"], "hash": ctx._val[1]["hash"], "ids": ctx._val[1]["tasks"]}
+        v = ctx._val[1]
+        info["validation"] = {"n": v["n"], "hash": v["hash"], "ids": v["tasks"], "per_task": v.get("per_task"),
+                              "kinds": v.get("kinds")}
     if ctx.val_decontam is not None:
         info["validation_decontamination"] = ctx.val_decontam
     return scores, info

@@ -64,6 +64,11 @@ def select_full(records, scores, k, cfg) -> Selection:
     return Selection([r["id"] for r in records], {"note": "all samples, pool order"})
 
 
+@strategy("none")
+def select_none(records, scores, k, cfg) -> Selection:
+    return Selection([], {"note": "the base model: nothing selected, nothing trained"})
+
+
 @strategy("random")
 def select_random(records, scores, k, cfg) -> Selection:
     ids = [r["id"] for r in records]

@@ -58,6 +58,16 @@ class Tracker:
 
             self.run.log({key: wandb.Image(path)})
 
+    def artifact(self, name: str, kind: str, paths: list) -> None:
+        """Files (the selected ids, scores.parquet) as a W&B artifact, openable in the UI and with ``use_artifact``."""
+        if self.run is not None:
+            import wandb
+
+            art = wandb.Artifact(name, type=kind)
+            for p in paths:
+                art.add_file(str(p))
+            self.run.log_artifact(art)
+
     def finish(self, exit_code: int = 0) -> None:
         if self.run is not None:
             self.run.finish(exit_code=exit_code)

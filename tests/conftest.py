@@ -14,6 +14,8 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# tables that sweeps write when they end (diq.callbacks) go to a scratch folder, never into the repo's results/
+os.environ.setdefault("DIQ_RESULTS_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"diq-results-{os.getpid()}"))
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,52 @@ from diq.tasks.mcq import extract_letter, mc_text, pubmedqa_split, read_local_mc
     ("Long thinking... The answer is C.", "C"),
     ("the answer is: (B) because", "B"),
     ("## Thinking\n\nA or B?\n\n## Final Response\n\nB) is right", "B"),
-    ("## Final Response\n\nIt is most likely maybe.", "C"),  # option text fallback (yes/no/maybe)
+    ("## Final Response\n\nMaybe.", "C"),  # the final response *is* an option's text
+    ("## Final Response\n\nIt is most likely maybe.", "[invalid]"),  # a trailing option word decides nothing
     ("I cannot tell.", "[invalid]"),
     ("The answer is A. Wait, no: the answer is B", "B"),
+    ("(B) is unlikely; the correct choice is C", "C"),  # the review's three probes
+    ("…There is no", "[invalid]"),
+    ("lacks vitamin D.", "[invalid]"),
+    ("A. yes\nB. no\nC. maybe", "[invalid]"),  # repeating the option list is not an answer
+    ("Answer: B", "B"),
 ])
 def test_extract_letter(text, expected):
     assert extract_letter(text, ["A", "B", "C"], ["yes", "no", "maybe"]) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("(B) is unlikely; the correct choice is C", ("C", "answer_is")),
+    ("lacks vitamin D.", ("[invalid]", "none")),
+    ("A. Vitamin A\nB. Vitamin B12\nC. Vitamin C\nD. Vitamin D", ("[invalid]", "none")),
+    ("## Final Response\n\n**D**", ("D", "label")),
+    ("## Final Response\n\nVitamin B12", ("B", "option_text")),
+])
+def test_match_answer_rules(text, expected):
+    from diq.tasks.mcq import match_answer
+
+    assert match_answer(text, list("ABCD"), ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]) == expected
+
+
+def test_huatuo_matcher_always_answers():
+    from diq.tasks.mcq import match_huatuo
+
+    opts = ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]
+    assert match_huatuo("## Final Response\n\nThe answer is C.", list("ABCD"), opts) == ("C", "answer_is")
+    assert match_huatuo("lacks vitamin D.", list("ABCD"), opts) == ("D", "letter")
+    assert match_huatuo("it is vitamin b12 here", list("ABCD"), opts) == ("B", "option_text")
+    assert match_huatuo("zzz", list("ABCD"), opts)[1] == "most_similar"
+
+
+def test_outcome_stats_letter_bias():
+    from diq.evaluate import outcome_stats
+
+    outs = [{"pred": "A", "gold": g, "rule": "answer_is"} for g in "AABCDDDDDD"]
+    st = outcome_stats(outs)
+    assert st["letter_bias_warning"] and st["top_pred_share"] == 1.0
+    assert st["majority_letter_baseline"] == pytest.approx(0.6) and st["rules"] == {"answer_is": 1.0}
+    st = outcome_stats(outs[:5] + [{"pred": "B", "gold": "B", "rule": "label"}] * 5)
+    assert not st["letter_bias_warning"] and st["rules"] == {"answer_is": 0.5, "label": 0.5}
 
 
 def test_pubmedqa_splits_are_disjoint_and_official():

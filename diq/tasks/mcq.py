@@ -38,37 +38,128 @@ def load_pubmedqa_test(**_kwargs):
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(pubmedqa_split("test"))})
 
 
-def read_local_mcq(path: str, question_field: str = "question", options_field: str = "options",
-                   answer_field: str = "answer", id_field: str | None = None, context_field: str | None = None) -> list[dict]:
-    """A local benchmark file (.json list or .jsonl). ``options`` is a list or a letter→text dict; ``answer`` a
-    letter, an index or the option text."""
+def _fail(where: str, msg: str, fix: str) -> None:
+    raise MCQError(f"{where}: {msg}\n  fix: {fix}")
+
+
+class MCQError(ValueError):
+    """A benchmark item that cannot be scored unambiguously; the message names the file, the item and the field."""
+
+
+def normalize_item(r: dict, where: str, question_field: str = "question", options_field: str = "options",
+                   answer_field: str = "answer", context_field: str | None = None) -> dict:
+    """One raw MCQ item → ``{question, context, options, letters, answer}``, validated completely: a text question,
+    ≥ 2 distinct text options (a list, or a letter → text object), and an answer that resolves to exactly one
+    option by one known encoding (an option letter, a 0-based integer index, or the exact text of one option)."""
+    if not isinstance(r, dict):
+        _fail(where, f"expected an object, got {type(r).__name__}", "make every item a JSON object")
+    for f in (question_field, options_field, answer_field):
+        if f not in r:
+            have = ", ".join(sorted(map(str, r))[:12])
+            _fail(where, f"no field {f!r} (it has: {have})", "set the task's question_field / options_field / "
+                  "answer_field to the file's column names")
+    q = r[question_field]
+    if not isinstance(q, str) or not q.strip():
+        _fail(where, f"field {question_field!r} must be non-empty text, got {q!r:.60}", "give every item a question")
+    opts = r[options_field]
+    if isinstance(opts, dict):
+        letters, options = [str(k) for k in opts], list(opts.values())
+        bad = [k for k in letters if len(k) != 1 or k not in LETTERS]
+        if bad:
+            _fail(where, f"field {options_field!r}: option keys {bad} are not letters A-J",
+                  "key options by their letters {\"A\": ..., \"B\": ...} or give a list")
+        if letters != list(LETTERS[: len(letters)]):
+            _fail(where, f"field {options_field!r}: option letters {letters} are not A, B, C, ... in order",
+                  "list the options in letter order, starting at A")
+    elif isinstance(opts, list):
+        options, letters = opts, list(LETTERS[: len(opts)])
+    else:
+        _fail(where, f"field {options_field!r} must be a list or a letter → text object, got {type(opts).__name__} "
+              f"{opts!r:.60}", "give the options as [\"yes\", \"no\"] or {\"A\": \"yes\", \"B\": \"no\"}")
+    if not 2 <= len(options) <= len(LETTERS):
+        _fail(where, f"field {options_field!r} has {len(options)} option(s); a multiple-choice item needs 2 to "
+              f"{len(LETTERS)}", "fix or remove the item (one option makes every answer right)")
+    if not all(isinstance(o, str) and o.strip() for o in options):
+        _fail(where, f"field {options_field!r}: every option must be non-empty text, got {options!r:.80}",
+              "write each option as text")
+    if len({o.strip().lower() for o in options}) != len(options):
+        _fail(where, f"field {options_field!r} repeats an option: {options!r:.80}", "make the options distinct")
+    ans = r[answer_field]
+    if isinstance(ans, bool) or ans is None or isinstance(ans, float):
+        _fail(where, f"field {answer_field!r} = {ans!r} is not an option letter, a 0-based index or an option's text",
+              f"use one of {letters}")
+    if isinstance(ans, int):
+        if not 0 <= ans < len(options):
+            _fail(where, f"field {answer_field!r} = {ans} is outside the {len(options)} options (0-based index)",
+                  f"use 0..{len(options) - 1} or a letter {letters}")
+        idx = ans
+    elif isinstance(ans, str) and ans.strip() in letters:
+        idx = letters.index(ans.strip())
+    elif isinstance(ans, str) and [o.strip() for o in options].count(ans.strip()) == 1:
+        idx = [o.strip() for o in options].index(ans.strip())
+    else:
+        _fail(where, f"field {answer_field!r} = {ans!r:.60} is neither one of the option letters {letters}, a 0-based "
+              f"index, nor the exact text of one option", "correct the answer")
+    ctx = r.get(context_field, "") if context_field else ""
+    if isinstance(ctx, list):
+        ctx = "\n".join(map(str, ctx))
+    return {"question": q, "context": str(ctx or ""), "options": [o.strip() for o in options], "letters": letters,
+            "answer": idx}
+
+
+def read_rows(path: str | Path) -> list:
+    """A .json list or a .jsonl file, with errors that name the file and the line."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"benchmark file not found: {p} (eval task 'path')")
-    text = p.read_text(encoding="utf-8")
-    rows = [json.loads(line) for line in text.splitlines() if line.strip()] if p.suffix == ".jsonl" else json.loads(text)
-    out = []
+        raise MCQError(f"benchmark file not found: {p}\n  fix: set the task's path to an existing .json/.jsonl file")
+    if p.is_dir():
+        raise MCQError(f"{p} is a directory\n  fix: point the task's path at a .json or .jsonl file")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise MCQError(f"{p}: not UTF-8 text (byte {e.start})\n  fix: save the file as UTF-8") from None
+    if p.suffix == ".jsonl":
+        rows = []
+        for ln, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise MCQError(f"{p}:{ln}: malformed JSON ({e.msg})\n  fix: one JSON object per line") from None
+        return rows
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MCQError(f"{p}:{e.lineno}: malformed JSON ({e.msg})\n  fix: repair the file") from None
+    if not isinstance(rows, list):
+        raise MCQError(f"{p}: expected a JSON list of items, got {type(rows).__name__}\n  fix: save the items as a "
+                       f"list (or .jsonl); an object keyed by source is an evaluation bundle (eval=medical_bundle)")
+    return rows
+
+
+def read_local_mcq(path: str, question_field: str = "question", options_field: str = "options",
+                   answer_field: str = "answer", id_field: str | None = None, context_field: str | None = None) -> list[dict]:
+    """A local benchmark file (.json list or .jsonl), validated item by item before anything is scored.
+    ``options`` is a list or a letter→text dict; ``answer`` a letter, a 0-based index or the option text.
+    Ids: ``id_field`` when given (must be unique), else ``<file stem>:<line>``."""
+    p = Path(path)
+    rows = read_rows(p)
+    if not rows:
+        raise MCQError(f"{p}: the benchmark has no items\n  fix: add items")
+    out, seen = [], {}
     for i, r in enumerate(rows, 1):
-        for f in (question_field, options_field, answer_field):
-            if f not in r:
-                raise KeyError(f"{p}: record {i} has no field {f!r}; set the task's *_field keys to its column names")
-        opts = r[options_field]
-        if isinstance(opts, dict):
-            letters, options = list(opts.keys()), [str(v) for v in opts.values()]
+        where = f"{p}: item {i}"
+        doc = normalize_item(r, where, question_field, options_field, answer_field, context_field)
+        if id_field:
+            if id_field not in r or r[id_field] in (None, ""):
+                _fail(where, f"no id in field {id_field!r}", "give every item an id, or unset id_field")
+            rid = str(r[id_field])
         else:
-            options, letters = [str(o) for o in opts], list(LETTERS[: len(opts)])
-        ans = r[answer_field]
-        if isinstance(ans, int):
-            idx = ans
-        elif str(ans) in letters:
-            idx = letters.index(str(ans))
-        elif str(ans) in options:
-            idx = options.index(str(ans))
-        else:
-            raise ValueError(f"{p}: record {i}: answer {ans!r} is neither an option letter, an index nor an option text")
-        out.append({"id": str(r[id_field]) if id_field else f"{p.stem}:{i}", "question": str(r[question_field]),
-                    "context": str(r.get(context_field, "")) if context_field else "",
-                    "options": options, "letters": letters, "answer": idx})
+            rid = f"{p.stem}:{i}"
+        if rid in seen:
+            _fail(where, f"id {rid!r} repeats item {seen[rid]}", "make the ids unique")
+        seen[rid] = i
+        out.append({"id": rid, **doc})
     return out
 
 
@@ -121,30 +212,111 @@ def target_index(doc) -> int:
     return int(doc["answer"])
 
 
+# --------------------------------------------------------------------------- HuatuoGPT-o1 prompts
+HUATUO_PROMPT = "Please answer the following multiple-choice question:\n{question}\n{options}"
+HUATUO_STRICT_PROMPT = ("Please answer the following multiple-choice question, ensuring your response concludes with "
+                        "the correct option in the format: 'The answer is A.'.\n{question}\n{options}")
+
+
+def huatuo_text(doc) -> str:
+    """HuatuoGPT-o1's evaluation prompt (question, then ``A. text`` lines), so numbers sit beside its tables."""
+    return HUATUO_PROMPT.format(question=doc["question"], options=_options_block(doc))
+
+
+def huatuo_strict_text(doc) -> str:
+    return HUATUO_STRICT_PROMPT.format(question=doc["question"], options=_options_block(doc))
+
+
+PROMPTS = {"diq": cot_text, "huatuo": huatuo_text, "huatuo_strict": huatuo_strict_text}
+
+
 # --------------------------------------------------------------------------- answer extraction
-def extract_letter(text: str, letters: list[str], options: list[str]) -> str:
-    """"The answer is X" → an option label in the final-response section → an option text (whole words)."""
+RULES = ("answer_is", "label", "option_text", "none")  # diq's strict-first order; each item's rule is recorded
+HUATUO_RULES = ("answer_is", "letter", "option_text", "most_similar")
+
+
+def _final(text: str) -> str:
+    return text.split("## Final Response")[-1]
+
+
+def match_answer(text, letters: list[str], options: list[str]) -> tuple[str, str]:
+    """diq's matcher, strict first → ``(letter or "[invalid]", rule)``:
+
+    1. ``answer_is``: the last "the (correct|final|best) answer/choice/option is (X)" anywhere;
+    2. ``label``: the final-response section opens with one option label ("B.", "(B)", "B)", "**B**") and no
+       other label opens a line (a reply that repeats the option list is not an answer);
+    3. ``option_text``: the final-response section *is* one option's text (optionally after its label);
+    4. ``none``: nothing else is guessed — a letter inside a sentence ("lacks vitamin D."), a trailing word that
+       happens to be an option ("There is no") or a hedge ("(B) is unlikely") decides nothing.
+    """
     if not isinstance(text, str):
-        return "[invalid]"
+        return "[invalid]", "none"
     cls = "".join(letters)
-    m = re.findall(rf"[Tt]he (?:correct |final )?answer is:?\s*\**\(?([{cls}])\b", text)
+    m = re.findall(rf"\b(?:[Tt]he\s+)?(?:correct\s+|final\s+|best\s+|right\s+)?(?:[Aa]nswer|[Cc]hoice|[Oo]ption)"
+                   rf"\s*(?:is|would be|:)\s*:?\s*\**\s*\(?([{cls}])\)?(?![A-Za-z0-9])", text)
     if m:
-        return m[-1]
-    tail = text.split("## Final Response")[-1]
-    # a bare letter only where it reads as an option label: "(B)", "B)", "B.", "**B**" or alone on a line
-    m = re.findall(rf"(?:\(([{cls}])\)|(?:^|\s|\*)([{cls}])[).:*](?=\s|$)|^\s*([{cls}])\s*$)", tail, flags=re.M)
-    if m:
-        return next(x for x in m[-1] if x)
-    low = tail.lower()
-    hits = []
+        return m[-1], "answer_is"
+    tail = _final(text).strip()
+    label = re.compile(rf"^\s*(?:\*\*)?\(?([{cls}])(?:\)|\.|:|\*\*|\s*$)", flags=re.M)
+    first = label.match(tail)
+    if first:
+        all_labels = {x for x in label.findall(tail)}
+        if all_labels == {first.group(1)}:
+            return first.group(1), "label"
+    norm = lambda x: re.sub(r"[\s.*:()]+", " ", x).strip().lower()  # noqa: E731
+    t = norm(tail)
     for l, o in zip(letters, options):
-        found = [x.start() for x in re.finditer(rf"\b{re.escape(o.lower())}\b", low)] if o else []
-        if found:
-            hits.append((found[-1], l))
-    if hits:
-        return max(hits)[1]
-    return "[invalid]"
+        if t and (t == norm(o) or t == norm(f"{l} {o}")):
+            return l, "option_text"
+    return "[invalid]", "none"
 
 
-def extract_filter(resps, docs):
-    return [[extract_letter(r, d["letters"], d["options"]) for r in rs] for rs, d in zip(resps, docs)]
+def match_huatuo(text, letters: list[str], options: list[str]) -> tuple[str, str]:
+    """HuatuoGPT-o1's answer-matching order (re-implemented from its description, for comparability with its
+    tables and m1's): the final-response section; the last "answer is X"; else the last standalone option letter;
+    else the option whose text occurs last; else the option most similar to the reply (always answers)."""
+    import difflib
+
+    if not isinstance(text, str):
+        return "[invalid]", "none"
+    if "## Final Response\n\n" in text:
+        text = text.split("## Final Response\n\n")[-1]
+    cls = "".join(letters)
+    m = re.findall(rf"answer is\s*?([{cls}])", text, flags=re.S)
+    if m:
+        return m[-1], "answer_is"
+    m = re.findall(rf"(?:^|[^A-Za-z0-9])(?![aA] )([{cls}])(?:[^A-Za-z0-9]|$)", text, flags=re.S)
+    if m:
+        return m[-1], "letter"
+    low = text.lower()
+    pos = [(low.rindex(o.lower()), l) for l, o in zip(letters, options) if o and o.lower() in low]
+    if pos:
+        return max(pos)[1], "option_text"
+    sims = [difflib.SequenceMatcher(None, o.lower(), low).ratio() for o in options]
+    return letters[max(range(len(options)), key=lambda i: sims[i])], "most_similar"
+
+
+MATCHERS = {"diq": match_answer, "huatuo": match_huatuo}
+
+
+def extract_letter(text: str, letters: list[str], options: list[str], matcher: str = "diq") -> str:
+    return MATCHERS[matcher](text, letters, options)[0]
+
+
+def extract_filter(resps, docs, matcher: str = "diq"):
+    return [[extract_letter(r, d["letters"], d["options"], matcher) for r in rs] for rs, d in zip(resps, docs)]
+
+
+def process_mmlu_pro_health(dataset):
+    """TIGER-Lab/MMLU-Pro (health category) → the common schema; its validation split is the train/dev side."""
+    ds = dataset.filter(lambda d: d["category"] == "health")
+    return ds.map(lambda d: {"id": f"mmlu_pro:{d['question_id']}", "question": d["question"], "context": "",
+                             "options": [str(o) for o in d["options"]], "letters": list(LETTERS[: len(d["options"])]),
+                             "answer": int(d["answer_index"])})
+
+
+def content_text(doc) -> str:
+    """The content of an item without any prompt scaffolding: context and question. Option texts are left out,
+    as in lm-eval's decontamination queries: lists of short standard options ("yes no maybe", drug classes) recur
+    across unrelated items."""
+    return " ".join([doc.get("context") or "", doc["question"]]).strip()
