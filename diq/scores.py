@@ -226,11 +226,14 @@ def score_difficulty(ctx: ScoreContext) -> dict:
 
         def compute():
             stage_partial = ctx.cache / "judge_partial" / f"{ctx.pool_hash[:16]}_{StageDir('', '', key).key[:12]}.jsonl"
-            judge = make_judge(dcfg.judge, ctx.model_path)
-            res = judge_records(judge, ctx.records, PERSPECTIVES, stage_partial, bool(dcfg.judge.get("with_answer", True)))
+            judge = make_judge(dcfg.judge, ctx.model_path, ctx.records, len(PERSPECTIVES))
+            res = judge_records(judge, ctx.records, PERSPECTIVES, stage_partial, bool(dcfg.judge.get("with_answer", True)),
+                                bool(dcfg.judge.get("with_reasoning", True)))
             return res, {"source": "judge", "backend": dcfg.judge.backend, "partial": str(stage_partial)}
 
         return ctx.cached("difficulty_judge", key, compute)
+    if source == "judge_classifier":
+        return _judge_classifier(ctx, dcfg)
     if source == "classifier":
         from .difficulty.classifier import predict
 
@@ -241,7 +244,46 @@ def score_difficulty(ctx: ScoreContext) -> dict:
         key = {"classifier": _c(dcfg.classifier)}
         return ctx.cached("difficulty_classifier", key, lambda: (
             predict(dcfg.classifier.path, ctx.records, int(dcfg.classifier.max_length)), {"source": "classifier"}))
-    raise DiqError(f"scoring.difficulty.source={source!r}\n  fix: choose judge, classifier, length, loss, ifd or pass_rate")
+    raise DiqError(f"scoring.difficulty.source={source!r}\n  fix: choose judge_classifier, judge, classifier, length, loss, ifd or pass_rate")
+
+
+def _judge_classifier(ctx: ScoreContext, dcfg) -> dict:
+    """The paper's recipe: the judge labels a seeded sample of the pool (``label_n``), a sequence classifier is trained
+    on those labels (its own cached stage), and the classifier scores the whole pool. D(z) is then model-agnostic."""
+    import random
+
+    from .difficulty.classifier import predict, train_classifier
+    from .difficulty.judge import judge_records, make_judge
+
+    jc = dcfg.judge_classifier
+    n = min(int(jc.label_n), len(ctx.records))
+    if n < 10:
+        raise DiqError(f"scoring.difficulty.judge_classifier.label_n={jc.label_n}: the classifier needs at least 10 "
+                       f"judge-labelled samples\n  fix: raise label_n (the paper's recipe labels thousands)")
+    sample = sorted(random.Random(f"judge_labels:{jc.seed}").sample(range(len(ctx.records)), n))
+    recs = [ctx.records[i] for i in sample]
+    key = {"judge": _c(dcfg.judge), "judge_classifier": _c(jc)}
+
+    def compute():
+        part = ctx.cache / "judge_partial" / f"{ctx.pool_hash[:16]}_{StageDir('', '', key).key[:12]}.jsonl"
+        judge = make_judge(dcfg.judge, ctx.model_path, recs, len(PERSPECTIVES))
+        labels_arr = judge_records(judge, recs, PERSPECTIVES, part, bool(dcfg.judge.get("with_answer", True)),
+                                   bool(dcfg.judge.get("with_reasoning", True)))
+        labels = {r["id"]: {p: float(labels_arr[p][i]) for p in PERSPECTIVES} for i, r in enumerate(recs)}
+        stage = StageDir(ctx.cache, "difficulty_classifier_model", {**ctx.base_key(), **key})
+        with stage.lock():
+            if stage.done:
+                info = stage.meta()["result"]
+            else:
+                stage.begin()
+                info = train_classifier(recs, labels, jc.backbone, stage.path, epochs=int(jc.epochs), lr=float(jc.lr),
+                                        max_length=int(jc.max_length), seed=int(jc.seed))
+                stage.finish({"result": info})
+        res = predict(str(stage.path), ctx.records, int(jc.max_length))
+        return res, {"source": "judge_classifier", "labelled": n, "judge_backend": dcfg.judge.backend,
+                     "classifier": str(stage.path), "backbone": jc.backbone, "best_val_macro_f1": info.get("best_val_macro_f1")}
+
+    return ctx.cached("difficulty_judge_classifier", key, compute)
 
 
 def score_proxy(ctx: ScoreContext, name: str) -> dict:

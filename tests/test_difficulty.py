@@ -122,3 +122,47 @@ def test_classifier_bad_labels_file(tmp_path):
     p.write_text('{"id": "a", "perspective": "overall", "rating": 3}\n{"id": "b"}\n')
     with pytest.raises(DiqError, match=r"l.jsonl:2: bad label line"):
         read_labels(p)
+
+
+def test_judge_classifier_is_the_papers_recipe(run_cfg, tiny_path, tmp_path):
+    """The judge labels a seeded sample of the pool, a classifier is trained on those labels, and it scores the
+    whole pool; the judge sees the reasoning too."""
+    from diq.run import run
+
+    cfg = run_cfg("selection=difficulty", "pool.limit=40", "scoring.difficulty.source=judge_classifier",
+                  "+model@scoring.difficulty.judge.model=tiny", "scoring.difficulty.judge_classifier.label_n=12",
+                  f"scoring.difficulty.judge_classifier.backbone={tiny_path}",
+                  "scoring.difficulty.judge_classifier.epochs=1", "stop_after=select")
+    rec = run(cfg)
+    d = rec["scores"]["difficulty"]
+    assert d["source"] == "judge_classifier" and d["labelled"] == 12 and d["perspective"] == "overall"
+    import pandas as pd
+
+    sc = pd.read_parquet(rec["scores_file"])
+    assert len(sc) == 40 and sc["difficulty"].between(1, 5).all() and sc["difficulty"].nunique() > 1
+
+
+def test_judge_prompt_shows_the_reasoning():
+    from diq.difficulty.rubric import judge_prompt
+
+    p = judge_prompt({"question": "Q?", "reasoning": "Because of X.", "response": "A."}, "overall")
+    assert "Reference reasoning:\nBecause of X." in p and "Reference answer:\nA." in p
+
+
+def test_large_local_judge_on_cpu_is_refused_before_loading(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from diq.difficulty.judge import check_local_judge
+
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "config.json").write_text('{"torch_dtype": "bfloat16"}')
+    with open(big / "model.safetensors", "wb") as f:  # sparse: 16 GB on paper, nothing on disk
+        f.truncate(16 * 10**9)
+    recs = [{"id": str(i), "question": "What is it? " * 20, "reasoning": "r " * 100, "response": "A"} for i in range(50)]
+    cfg = OmegaConf.create({"device": "cpu"})
+    with pytest.raises(DiqError, match=r"8.0 B-parameter local judge on CPU: 150 prompts[\s\S]*judge.force=true"):
+        check_local_judge(cfg, str(big), recs, 3)
+    assert "150 prompts" in capsys.readouterr().out
+    est = check_local_judge(OmegaConf.create({"device": "cpu", "force": True}), str(big), recs, 3)
+    assert est["params"] == 8 * 10**9 and est["hours"] > 0

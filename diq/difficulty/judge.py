@@ -114,11 +114,57 @@ class OpenAIJudge:
         return [self.rate_one(p) for p in prompts]
 
 
-def make_judge(cfg, model_path: str | None = None):
+PEAK_FLOPS = {"cpu": 1.0e11, "cuda": 2.0e14}  # achieved FLOP/s assumed for the estimate (CPU: measured ~116 GFLOP/s)
+
+
+def model_params(path: str) -> int:
+    """Parameters of a local model folder, from its weight files' sizes and dtype (no loading)."""
+    import json as _json
+
+    p = Path(path)
+    size = sum(f.stat().st_size for f in p.glob("*.safetensors")) or sum(f.stat().st_size for f in p.glob("*.bin"))
+    try:
+        dt = _json.loads((p / "config.json").read_text()).get("torch_dtype") or \
+            _json.loads((p / "config.json").read_text()).get("dtype") or "float32"
+    except (OSError, ValueError):
+        dt = "float32"
+    return int(size / (2 if "16" in str(dt) else 4))
+
+
+def estimate(records: list[dict], n_perspectives: int, params: int, device: str, with_answer: bool = True,
+             with_reasoning: bool = True) -> dict:
+    """Prompts × tokens and a time estimate, printed before a judge starts."""
+    from .rubric import judge_prompt
+
+    chars = sum(len(judge_prompt(r, "overall", with_answer, with_reasoning)) for r in records)
+    tokens = int(chars / 4) * n_perspectives  # ~4 characters per token
+    flops = 2.0 * params * tokens
+    dev = "cuda" if str(device).startswith("cuda") else "cpu"
+    return {"prompts": len(records) * n_perspectives, "tokens": tokens, "params": params,
+            "hours": flops / PEAK_FLOPS[dev] / 3600, "device": dev}
+
+
+def check_local_judge(cfg, path: str, records: list[dict], n_perspectives: int) -> dict:
+    """Print the judge's cost; refuse a > 1B-parameter local judge on CPU unless ``judge.force=true``."""
+    est = estimate(records, n_perspectives, model_params(path), cfg.get("device", "cpu"),
+                   bool(cfg.get("with_answer", True)), bool(cfg.get("with_reasoning", True)))
+    print(f"[diq] judge {path}: {est['prompts']} prompts × ~{est['tokens'] // max(1, est['prompts'])} tokens "
+          f"({est['params'] / 1e9:.2f} B parameters) ≈ {est['hours']:.2f} h on {est['device']}", flush=True)
+    if est["params"] > 1e9 and est["device"] == "cpu" and not cfg.get("force", False):
+        raise DiqError(f"a {est['params'] / 1e9:.1f} B-parameter local judge on CPU: {est['prompts']} prompts, about "
+                       f"{est['hours']:.0f} h\n  fix: use a GPU (scoring.difficulty.judge.device=cuda), an endpoint "
+                       f"(judge.backend=openai), source=judge_classifier with a smaller label_n, or "
+                       f"scoring.difficulty.judge.force=true")
+    return est
+
+
+def make_judge(cfg, model_path: str | None = None, records: list[dict] | None = None, n_perspectives: int = 3):
     if cfg.backend == "local":
         from ..models import resolve_model
 
         path = resolve_model(cfg.model) if cfg.get("model") else model_path
+        if records is not None:
+            check_local_judge(cfg, path, records, n_perspectives)
         return LocalJudge(path, device=cfg.get("device", "cpu"), dtype=cfg.get("dtype", "float32"),
                           max_length=int(cfg.get("max_length", 2048)), batch_size=int(cfg.get("batch_size", 4)))
     if cfg.backend == "openai":
@@ -157,9 +203,9 @@ def rate_cached(judge, tasks: list[tuple[dict, str]], prompt_fn, partial_path: P
     return done
 
 
-def judge_records(judge, records: list[dict], perspectives, partial_path: Path, with_answer: bool = True
-                  ) -> dict[str, np.ndarray]:
+def judge_records(judge, records: list[dict], perspectives, partial_path: Path, with_answer: bool = True,
+                  with_reasoning: bool = True) -> dict[str, np.ndarray]:
     """Rate every record for every perspective; resume from ``partial_path`` (JSONL of finished ratings)."""
     tasks = [(r, p) for p in perspectives for r in records]
-    done = rate_cached(judge, tasks, lambda r, p: judge_prompt(r, p, with_answer), partial_path)
+    done = rate_cached(judge, tasks, lambda r, p: judge_prompt(r, p, with_answer, with_reasoning), partial_path)
     return {p: np.array([done[(r["id"], p)] for r in records]) for p in perspectives}

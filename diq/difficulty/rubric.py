@@ -19,8 +19,11 @@ RUBRICS = {
 }
 
 
-def judge_prompt(rec: dict, perspective: str, with_answer: bool = True) -> str:
+def judge_prompt(rec: dict, perspective: str, with_answer: bool = True, with_reasoning: bool = True) -> str:
+    """The judge sees what the difficulty classifier sees: the question, the reasoning and the response."""
     parts = [RUBRICS[perspective], "", f"Question:\n{rec['question']}"]
+    if with_reasoning and rec.get("reasoning"):
+        parts += ["", f"Reference reasoning:\n{rec['reasoning']}"]
     if with_answer:
         parts += ["", f"Reference answer:\n{rec['response']}"]
     parts += ["", "Reply with a single digit from 1 to 5."]
