@@ -36,10 +36,18 @@ def _read_local(path: Path, records_key: str | None) -> list[dict]:
             f"pool file not found: {path}\n  fix: set pool.path to an existing .json/.jsonl/.parquet/.csv file "
             f"(or pool=medical_o1_demo for the bundled 198 records)"
         )
+    if path.is_dir():
+        raise DiqError(f"pool.path={path} is a directory\n  fix: point pool.path at one .json/.jsonl/.parquet/.csv file")
     suffix = path.suffix.lower()
+    if suffix in (".json", ".jsonl", ".csv"):
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DiqError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})\n  fix: save the file as UTF-8")\
+                from None
     if suffix == ".jsonl":
         rows = []
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -56,7 +64,7 @@ def _read_local(path: Path, records_key: str | None) -> list[dict]:
         return rows
     if suffix == ".json":
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig") as f:
                 data = json.load(f)
         except json.JSONDecodeError as e:
             raise DiqError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})\n"
@@ -66,14 +74,28 @@ def _read_local(path: Path, records_key: str | None) -> list[dict]:
                 raise DiqError(f"{path}: pool.records_key={records_key!r} not found at the top level")
             data = data[records_key]
         if isinstance(data, dict):  # keyed by id, e.g. PubMedQA {pmid: record}
+            lists = [k for k, v in data.items() if isinstance(v, list)]
+            if not all(isinstance(v, dict) for v in data.values()):
+                hint = f"pool.records_key={lists[0]}" if lists else "a list of records"
+                raise DiqError(f"{path}: a JSON object whose values are not all records (keys: "
+                               f"{', '.join(list(data)[:6])})\n  fix: use {hint}, or an object keyed by id")
             return [{"__key__": k, **v} for k, v in data.items()]
         if not isinstance(data, list):
             raise DiqError(f"{path}: expected a JSON list of records (or an object keyed by id)")
+        bad = next((i for i, r in enumerate(data, 1) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise DiqError(f"{path}: record {bad} is a {type(data[bad - 1]).__name__}, not an object with fields\n"
+                           f"  fix: make every record a JSON object {{\"question\": ..., \"response\": ...}}")
         return data
     if suffix in (".parquet", ".csv"):
         import pandas as pd
 
-        df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+        try:  # every column as text: integer ids stay '27' (not '27.0'), blank cells stay blank (not 'nan')
+            df = pd.read_parquet(path) if suffix == ".parquet" else \
+                pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except Exception as e:  # noqa: BLE001 - pandas/pyarrow raise many kinds for a corrupt file
+            raise DiqError(f"{path}: cannot read this {suffix} file ({type(e).__name__}: {str(e)[:160]})\n"
+                           f"  fix: check that the file is complete and really {suffix}") from None
         return df.to_dict(orient="records")
     raise DiqError(f"{path}: unsupported pool file type {suffix!r}; use .json, .jsonl, .parquet or .csv")
 
@@ -97,6 +119,9 @@ def _as_text(value: Any, field: str, src: str, row_no: int) -> str:
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
+    if isinstance(value, (int, float, bool)) and field in ("question", "response", "reasoning"):
+        raise DiqError(f"{src}: record {row_no}: field {field!r} is {value!r}, a {type(value).__name__}, not text\n"
+                       f"  fix: map pool.fields.{field} to a text column")
     if isinstance(value, (int, float, bool)):
         return str(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -143,7 +168,13 @@ def canonicalize(rows: list[dict], fields: dict, src: str, id_prefix: str = "") 
             if id_key not in row:
                 raise DiqError(f"{src}: record {i} has no id field {id_key!r}\n"
                                f"  fix: set pool.fields.id=null to use content-hash ids")
-            rid = f"{id_prefix}{row[id_key]}"
+            raw = row[id_key]
+            if raw is None or (isinstance(raw, float) and math.isnan(raw)) or str(raw).strip() == "":
+                raise DiqError(f"{src}: record {i} has a blank id in field {id_key!r}\n"
+                               f"  fix: give every record an id, or set pool.fields.id=null to use content-hash ids")
+            if isinstance(raw, float) and raw.is_integer():
+                raw = int(raw)
+            rid = f"{id_prefix}{raw}"
         else:
             rid = id_prefix + sha256_text("\x1f".join((rec["question"], rec["reasoning"], rec["response"])))[:16]
         if rid in seen:
@@ -169,8 +200,10 @@ def load_pool(cfg: DictConfig) -> list[dict]:
         fields["id"] = "__key__"
     recs = canonicalize(rows, fields, src, id_prefix=cfg.get("id_prefix") or "")
     limit = cfg.get("limit")
-    if limit:
-        recs = recs[: int(limit)]
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise DiqError(f"pool.limit={limit!r}: use a positive integer (the first N records) or null for all")
+        recs = recs[:limit]
     return recs
 
 

@@ -104,7 +104,8 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
     rec.update(config_hash=config_hash(cfg), cell_hash=cell_hash(cfg), git=git_info(), versions=versions(),
                config=OmegaConf.to_container(cfg, resolve=True))
 
-    # -- everything that can be checked before compute: the evaluation (task names, files, every item)
+    # -- everything that can be checked before compute: the evaluation (task names, files, every item); the config
+    #    itself was validated by run() before anything was written
     if cfg.get("hub_fixtures"):
         os.environ["DIQ_HUB_FIXTURES"] = str(cfg.hub_fixtures)
     eval_specs = evaluation.preflight(cfg.eval)
@@ -134,6 +135,8 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
     k = len(records) if cfg.selection.name == "full" else 0 if base_only else budget_k(cfg.budget.fraction, len(records))
     if base_only:
         rec["budget_fraction"] = 0.0
+    if cfg.selection.name == "full":
+        rec["budget_fraction"] = 1.0
     model_path = resolve_model(cfg.model)
     rec["model_path"] = model_path
 
@@ -301,6 +304,9 @@ def run(cfg: DictConfig) -> dict:
     import datetime
     import signal
 
+    from .validate import validate
+
+    validate(cfg)  # before any output, W&B run or tag exists: a bad value (or a key pasted as a name) stops here
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.get("output_dir", "."))
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
