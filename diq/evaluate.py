@@ -273,6 +273,19 @@ def outcome_stats(outcomes: list[dict]) -> dict:
             "top_pred_share": top[1] / n, "letter_bias_warning": bool(outcomes) and top[1] / n > BIAS_WARN}
 
 
+def _lm_eval_files(res: dict, out: Path) -> None:
+    from lm_eval.loggers import EvaluationTracker
+
+    try:
+        tracker = EvaluationTracker(output_path=str(out))
+        samples = res.get("samples") or {}
+        tracker.save_results_aggregated(results={k: v for k, v in res.items() if k != "samples"}, samples=samples)
+        for task_name in samples:
+            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    except Exception as e:  # noqa: BLE001 - evidence files must never fail an evaluation that succeeded
+        log.warning("could not write lm-eval's results files under %s: %s: %s", out, type(e).__name__, e)
+
+
 def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples_dir: Path | None = None) -> dict:
     """Evaluate base model (+ LoRA adapter) on the configured tasks. Returns per-task metrics and averages."""
     import lm_eval
@@ -314,6 +327,8 @@ def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples
         except Exception as e:  # noqa: BLE001 - lm-eval raises many kinds; name the tasks and re-raise as ours
             raise DiqError(f"lm-eval failed on tasks {[s['name'] for s in group]}: {type(e).__name__}: {e}\n"
                            f"  fix: for hub tasks check network/HF_HUB_OFFLINE; for local tasks check the file") from e
+        if samples_dir is not None:  # lm-eval's own results and per-item samples files, beside ours
+            _lm_eval_files(res, samples_dir / "lm_eval")
         for s in group:
             name = s["name"]
             r = res["results"][name]

@@ -218,6 +218,8 @@ def test_eval_limit_is_a_seeded_random_sample(tiny_path, tmp_path):
     res2 = evaluate(tiny_path, None, cfg, samples_dir=tmp_path / "s2")
     assert sorted(x["id"] for x in json.loads((tmp_path / "s2" / "b.json").read_text())) == ids
     assert res["limit_mode"] == "seeded random sample per task"
+    # lm-eval's own results and samples files are kept beside ours (EvaluationTracker)
+    assert list((tmp_path / "s" / "lm_eval").rglob("results_*.json")) and list((tmp_path / "s").rglob("samples_b_*"))
 
 
 def test_medical_hub_runs_on_hub_fixtures(tiny_path, monkeypatch):
