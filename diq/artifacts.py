@@ -115,7 +115,29 @@ class StageDir:
 
     @property
     def done(self) -> bool:
-        return (self.path / DONE).exists()
+        """Marker present *and* every file it lists still there with its size; a damaged entry is named, wiped by
+        :meth:`begin` and recomputed (never reused, never a traceback)."""
+        marker = self.path / DONE
+        if not marker.exists():
+            return False
+        problem = self._damage()
+        if problem:
+            print(f"[diq] {self.stage}/{self.path.name}: damaged cache entry ({problem}); recomputing it", flush=True)
+            return False
+        return True
+
+    def _damage(self) -> str | None:
+        try:
+            meta = read_json(self.path / DONE)
+        except (OSError, ValueError) as e:
+            return f"unreadable {DONE}: {type(e).__name__}"
+        for rel, size in (meta.get("files") or {}).items():
+            f = self.path / rel
+            if not f.exists():
+                return f"missing {rel}"
+            if f.stat().st_size != size:
+                return f"{rel} has {f.stat().st_size} bytes, expected {size}"
+        return None
 
     def begin(self) -> Path:
         if self.path.exists() and not self.done:
@@ -124,8 +146,40 @@ class StageDir:
         return self.path
 
     def finish(self, meta: dict | None = None) -> None:
+        """Mark done, with a manifest of every file (relative path → size) and the folder the paths in ``meta`` were
+        written under, so the entry can be moved or copied (``meta()`` rebases them)."""
+        files = {str(p.relative_to(self.path)): p.stat().st_size for p in sorted(self.path.rglob("*"))
+                 if p.is_file() and p.name != DONE and not p.name.endswith(".tmp")}
+        here = self.path.resolve()
+
+        def absolute(x):  # paths into this stage, however they were spelled, in one absolute form
+            if isinstance(x, str) and x and os.path.exists(x):
+                p = Path(x).resolve()
+                if p == here or here in p.parents:
+                    return str(p)
+            if isinstance(x, dict):
+                return {k: absolute(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [absolute(v) for v in x]
+            return x
+        meta = absolute(meta or {})
         write_json(self.path / DONE, {"stage": self.stage, "key": self.key, "inputs": self.key_material,
-                                      **(meta or {})})
+                                      "written_at": str(self.path.resolve()), "files": files, **(meta or {})})
 
     def meta(self) -> dict:
-        return read_json(self.path / DONE)
+        """The marker's metadata; paths written under the folder where the stage was computed point into this
+        folder now (a moved or copied cache never reads the original's files)."""
+        meta = read_json(self.path / DONE)
+        old, new = meta.get("written_at"), str(self.path.resolve())
+        if not old or old == new:
+            return meta
+
+        def rebase(x):
+            if isinstance(x, str) and (x == old or x.startswith(old + os.sep)):
+                return new + x[len(old):]
+            if isinstance(x, dict):
+                return {k: rebase(v) for k, v in x.items()}
+            if isinstance(x, list):
+                return [rebase(v) for v in x]
+            return x
+        return rebase(meta)

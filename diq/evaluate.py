@@ -338,7 +338,9 @@ def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples
             if key not in r:
                 raise DiqError(f"eval task {name!r}: metric {key!r} not in lm-eval results {sorted(r)}\n"
                                f"  fix: set eval.tasks[].metric to one of those")
-            logged = res.get("samples", {}).get(name) or []
+            fname = key.split(",", 1)[1] if "," in key else "none"
+            # lm-eval logs one sample per doc *and filter*: keep the filter the metric is read under
+            logged = [x for x in res.get("samples", {}).get(name) or [] if x.get("filter", fname) == fname]
             outcomes = [_item_outcome(x, otype, matcher) for x in logged]
             stats = outcome_stats(outcomes)
             if stats["letter_bias_warning"]:

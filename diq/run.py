@@ -249,7 +249,8 @@ def _evaluate(cfg, tracker, rec, adapter, stage_key, cache):
     seconds, computed = rec["seconds"], rec["seconds_computed"]
     model_path = rec["model_path"]
     t = time.time()
-    ev_stage = StageDir(cache, "eval", {"model": model_path, "adapter": stage_key,
+    ev_stage = StageDir(cache, "eval", {"evaluate_version": 2,  # 2: answer-rule and letter statistics per item
+                                        "model": model_path, "adapter": stage_key,
                                         "eval": OmegaConf.to_container(cfg.eval, resolve=True)})
     with ev_stage.lock():
         if ev_stage.done:

@@ -154,6 +154,8 @@ def _influence_key(ctx: ScoreContext) -> dict:
     icfg = _c(ctx.cfg.scoring.influence)
     icfg.pop("shards", None)
     icfg.pop("shard_index", None)  # sharding never changes the result (bitwise), so it is not in the key
+    if not icfg["warmup"].get("enabled"):
+        icfg["warmup"] = {"enabled": False}  # a disabled warm-up's lr/epochs change nothing: not in the key
     return {"lora": lora_key(ctx.cfg.train.lora), "val_hash": ctx.val[1]["hash"], "influence": icfg}
 
 

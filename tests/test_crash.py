@@ -121,3 +121,63 @@ def test_stage_lock_is_released_when_its_holder_is_killed(tmp_path):
         st.begin()
         assert not (st.path / "part.json").exists()  # the partial output was wiped
     p.wait(10)
+
+
+def test_cache_can_be_moved_or_copied_and_damage_is_recomputed(tmp_path, tiny_path, capsys):
+    """A cache copied with `cp -a` uses its own adapter (not the original's); a moved one still works; a truncated
+    adapter, a missing .npy or a torn _DONE.json is named and recomputed, never reused, never a traceback."""
+    import shutil
+
+    from omegaconf import open_dict
+
+    from conftest import compose
+    from diq.run import run
+
+    def go(cache, name, *extra):
+        cfg = compose(["model=tiny", "logger=disabled", "selection=diq", "scoring.difficulty.source=loss",
+                       "eval.limit=4", "eval.max_gen_toks=4", "pool.limit=40", f"cache_dir={cache}", *extra])
+        with open_dict(cfg):
+            cfg.output_dir = str(tmp_path / name)
+        return run(cfg)
+
+    a = tmp_path / "cache_a"
+    ref = go(a, "ref")
+    b = tmp_path / "cache_b"
+    shutil.copytree(a, b, symlinks=True)
+    shutil.rmtree(a / "train")  # the original's adapters are gone: the copy must not need them
+    rec = go(b, "copy")
+    assert rec["train"]["adapter"].startswith(str(b.resolve())) and rec["metrics"] == ref["metrics"]
+    c = tmp_path / "cache_c"
+    shutil.move(b, c)
+    rec = go(c, "moved")
+    assert rec["train"]["adapter"].startswith(str(c.resolve())) and rec["metrics"] == ref["metrics"]
+    # damage: truncate the adapter, delete a score array, tear the eval marker
+    adapter = next((c / "train").glob("*/adapter/adapter_model.safetensors"))
+    adapter.write_bytes(adapter.read_bytes()[:100])
+    next((c / "scores" / "influence").glob("*/loss.npy")).unlink()
+    done = next((c / "eval").glob("*/_DONE.json"))
+    done.write_text(done.read_text()[:20])
+    capsys.readouterr()
+    rec = go(c, "repaired")
+    out = capsys.readouterr().out
+    assert "damaged cache entry (adapter/adapter_model.safetensors has 100 bytes" in out
+    assert "damaged cache entry (missing loss.npy)" in out and "damaged cache entry (unreadable _DONE.json" in out
+    assert rec["status"] == "complete" and rec["metrics"] == ref["metrics"]
+    assert rec["selection_hash"] == ref["selection_hash"]
+
+
+def test_train_lr_does_not_change_the_influence_key_without_warmup(tmp_path):
+    from omegaconf import open_dict
+
+    from conftest import compose
+    from diq.scores import ScoreContext, _influence_key
+
+    keys = []
+    for lr in ("1e-4", "5e-4"):
+        cfg = compose(["model=tiny", "logger=disabled", f"train.lr={lr}", f"cache_dir={tmp_path}"])
+        with open_dict(cfg):
+            cfg.output_dir = str(tmp_path)
+        ctx = ScoreContext([{"id": "a", "question": "q", "reasoning": "", "response": "r"}], "m", cfg, tmp_path)
+        ctx._val = ([], {"hash": "v", "n": 0, "tasks": {}})
+        keys.append(_influence_key(ctx))
+    assert keys[0] == keys[1] and keys[0]["influence"]["warmup"] == {"enabled": False}

@@ -106,6 +106,7 @@ def test_paper_base_debug_tiny_runs_the_paper_path(tmp_path, tiny_path):
     assert rec["eval"]["tasks"]["bundle_medqa"]["n_available"] == 60
     for t in rec["eval"]["tasks"].values():
         assert t["n"] == 4 and abs(sum(t["rules"].values()) - 1) < 1e-9 and "majority_letter_baseline" in t
+        assert sum(t["pred_letters"].values()) == 4 and sum(t["gold_letters"].values()) == 4  # one per item
 
 
 def _bundle(path: Path, sources: dict[str, int], n: int = 8) -> Path:

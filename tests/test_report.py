@@ -121,3 +121,16 @@ def test_a_corrupt_record_is_named_and_skipped(tmp_path, capsys):
     assert report.main(["--records", str(tmp_path), "--table", "t", "--out", str(tmp_path / "res")]) == 0
     assert f"skipped an unreadable record: {bad}" in capsys.readouterr().err
     assert len(list(csv.DictReader((tmp_path / "res" / "t.csv").read_text().splitlines()))) == 1
+
+
+def test_report_logs_its_table_to_wandb_offline(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    r = tmp_path / "runs" / "a" / "record.json"
+    r.parent.mkdir(parents=True)
+    r.write_text(json.dumps(_rec("tiny", 0.1, 0)))
+    assert report.main(["--records", str(tmp_path / "runs"), "--table", "t", "--out", str(tmp_path / "res"),
+                        "--wandb"]) == 0
+    assert "logged the table to W&B" in capsys.readouterr().out
+    files = list((tmp_path / "wandb").rglob("*.wandb"))
+    assert files and any(b"table/t" in f.read_bytes() for f in files)
