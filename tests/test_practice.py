@@ -18,7 +18,7 @@ from diq.errors import DiqError
 from diq.practice import stats
 from diq.practice.__main__ import main as practice_main
 from diq.practice.items import make_item
-from diq.practice.review import KEY_FILE, export_pack, import_ratings
+from diq.practice.review import KEY_FILE, export_pack, import_ratings, write_import
 from diq.practice.rubric import DIMENSIONS
 from fake_openai import ChatHandler, logprob_choice, serve
 
@@ -324,3 +324,71 @@ def test_review_form_in_headless_chromium(tmp_path):
         assert s["agreement"][d]["krippendorff_alpha_interval"] == pytest.approx(_alpha_interval_by_hand(mat), abs=1e-9)
     long = res["long"]
     assert len(long) == (9 + 8 + 2) * 3  # the shared item unblinds into both groups, for both raters
+
+
+HOSTILE = ["<!--<script>", "</script><script>document.title='pwned'</script>", "<img src=x onerror=\"document.title='x'\">",
+           "=HYPERLINK(\"http://127.0.0.1/x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\u2028line\u2029sep & <b>bold</b>"]
+
+
+def test_review_pack_neutralises_hostile_text_in_files(tmp_path):
+    items = [make_item("sample", "g1" if i % 2 else "g2", f"s{i}", f"Question {i} {h}", f"Answer {h}")
+             for i, h in enumerate(HOSTILE)]
+    export_pack(items, tmp_path / "p", seed=0)
+    page = (tmp_path / "p" / "review.html").read_text()
+    data = page.split('<script id="data" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in data and ">" not in data and "&" not in data  # nothing in the data block can end or open a tag
+    rows = list(csv.reader((tmp_path / "p" / "review.csv").read_text().splitlines()))
+    for r in rows[1:]:
+        assert not any(c.startswith(("=", "+", "-", "@")) for c in r), r  # formula cells carry a leading '
+    with pytest.raises(DiqError, match=r"item_id .* is not a plain id"):
+        export_pack([{**items[0], "item_id": 'x"><img src=x onerror=alert(1)>'}], tmp_path / "q")
+
+
+def test_ratings_saved_as_latin1_and_missing_files(tmp_path):
+    export_pack(_pack_items(), tmp_path / "p", seed=0)
+    ids = [r["item_id"] for r in csv.DictReader((tmp_path / "p" / "review.csv").read_text().splitlines())]
+    p = tmp_path / "latin1.csv"
+    p.write_bytes(("item_id,rater,differential_diagnosis,safety_check,evidence_citation,comment\n"
+                   f"{ids[0]},Dr Müller,3,4,5,très bien\n").encode("latin-1"))
+    res = import_ratings(tmp_path / "p", [p])
+    assert res["summary"]["raters"] == ["Dr Müller"]
+    with pytest.raises(DiqError, match=r"ratings file not found: .*nope\.csv"):
+        import_ratings(tmp_path / "p", [tmp_path / "nope.csv"])
+    out = tmp_path / "unblinded"
+    res["long"][0]["rater"] = "=cmd|' /C calc'!A0"
+    write_import(res, out)
+    assert "'=cmd" in (out / "ratings_unblinded.csv").read_text()
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_review_form_with_hostile_text_in_headless_chromium(tmp_path):
+    """Hostile pool texts render as text: the page is not blanked, no script runs, every item can be rated."""
+    from selenium.webdriver.common.by import By
+
+    items = [make_item("sample", "g1" if i % 2 else "g2", f"s{i}", f"Question {i} {h}", f"Answer {h}")
+             for i, h in enumerate(HOSTILE)]
+    export_pack(items, tmp_path / "p", seed=0)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    drv = _browser(dl)
+    try:
+        drv.get((tmp_path / "p" / "review.html").resolve().as_uri())
+        sections = drv.find_elements(By.CSS_SELECTOR, "section.item")
+        assert len(sections) == len(HOSTILE)
+        assert drv.title not in ("pwned", "x")
+        text = drv.find_element(By.ID, "items").text
+        assert "<!--<script>" in text and "</script><script>" in text and "<img src=x" in text
+        drv.find_element(By.ID, "rater").send_keys("=rater")
+        for sec in sections:
+            iid = sec.get_attribute("data-item")
+            for d in DIMENSIONS:
+                drv.find_element(By.CSS_SELECTOR, f'input[name="{iid}-{d}"][value="3"]').click()
+        drv.find_element(By.ID, "save").click()
+        target = dl / "ratings-_rater.csv"
+        t0 = time.time()
+        while not target.exists() and time.time() - t0 < 20:
+            time.sleep(0.2)
+        assert "'=rater" in target.read_text()
+    finally:
+        drv.quit()

@@ -17,6 +17,7 @@ import hashlib
 import html
 import json
 import random
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -31,9 +32,29 @@ KEY_FILE = "KEY-do-not-send-to-raters.json"
 CSV_COLUMNS = ["position", "item_id", "question", "answer", "rater", *DIMENSIONS, "comment"]
 
 
+ITEM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(v):
+    """A spreadsheet cell that cannot run as a formula (OWASP CSV injection): a leading = + - @ tab or CR gets a '."""
+    if isinstance(v, str) and v.startswith(FORMULA):
+        return "'" + v
+    return v
+
+
+def safe_row(row: dict) -> dict:
+    return {k: safe_cell(v) for k, v in row.items()}
+
+
 def export_pack(items: list[dict], out: Path, seed: int = 0, title: str = "Expert-practice review",
                 sources: list[str] | None = None) -> dict:
     """Write the blinded pack for ``items`` (identical texts are merged into one item rated once)."""
+    for i, it in enumerate(items):
+        if not isinstance(it.get("item_id"), str) or not ITEM_ID.match(it["item_id"]):
+            raise DiqError(f"item {i + 1}: item_id {str(it.get('item_id'))[:60]!r} is not a plain id (letters, digits, "
+                           f"_ . : - only, at most 128)\n  fix: use the item files written by `python -m diq.practice "
+                           f"samples|generations` (content-addressed ids), or plain ids")
     by_id: dict[str, dict] = {}
     groups: dict[str, list[str]] = defaultdict(list)
     for it in items:
@@ -50,7 +71,7 @@ def export_pack(items: list[dict], out: Path, seed: int = 0, title: str = "Exper
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         w.writeheader()
         for s in shown:
-            w.writerow({**s, "rater": "", **{d: "" for d in DIMENSIONS}, "comment": ""})
+            w.writerow(safe_row({**s, "rater": "", **{d: "" for d in DIMENSIONS}, "comment": ""}))
     write_text(out / "review.html", render_html(shown, pack_id, title))
     write_json(out / KEY_FILE, {"pack_id": pack_id, "items": {
         k: {"groups": groups[k], "kind": by_id[k]["kind"], "source_id": by_id[k]["source_id"]} for k in order}})
@@ -62,15 +83,34 @@ def export_pack(items: list[dict], out: Path, seed: int = 0, title: str = "Exper
 
 
 def render_html(shown: list[dict], pack_id: str, title: str) -> str:
+    # JSON inside a <script> block: no "<", ">" or "&" may appear raw ("<!--<script>" in a text would otherwise
+    # switch the HTML parser into a state where the block never ends and the page stays blank)
     data = json.dumps({"pack_id": pack_id, "items": shown, "dimensions": DIMENSIONS,
-                       "titles": TITLES, "rubrics": RUBRICS}, ensure_ascii=False).replace("</", "<\\/")
+                       "titles": TITLES, "rubrics": RUBRICS}, ensure_ascii=False)
+    data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
+        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return HTML.replace("__TITLE__", html.escape(title)).replace("__DATA__", data)
 
 
 # ------------------------------------------------------------------------------------------------ import
+def _decode(path: Path) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252 / Latin-1 — what spreadsheets commonly export."""
+    raw = Path(path).read_bytes()
+    for enc in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
 def _read_ratings(path: Path, known: set[str]) -> list[dict]:
+    import io
+
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    if not Path(path).is_file():
+        raise DiqError(f"ratings file not found: {path}\n  fix: pass the CSV files saved from review.html or review.csv")
+    with io.StringIO(_decode(path), newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in ["item_id", "rater", *DIMENSIONS] if c not in (reader.fieldnames or [])]
         if missing:
@@ -79,7 +119,7 @@ def _read_ratings(path: Path, known: set[str]) -> list[dict]:
         for line, r in enumerate(reader, start=2):
             if not any((r.get(d) or "").strip() for d in DIMENSIONS):
                 continue  # an item this rater left blank
-            iid, rater = (r["item_id"] or "").strip(), (r["rater"] or "").strip()
+            iid, rater = (r["item_id"] or "").strip().lstrip("'"), (r["rater"] or "").strip().lstrip("'")
             if iid not in known:
                 raise DiqError(f"{path}:{line}: item_id {iid!r} is not in this pack\n  fix: import ratings into "
                                f"the pack they were made from (--pack)")
@@ -153,7 +193,7 @@ def write_import(result: dict, out: Path) -> list[Path]:
     with open(out / "ratings_unblinded.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["rater", "item_id", "group", "kind", "source_id", "dimension", "rating"])
         w.writeheader()
-        w.writerows(result["long"])
+        w.writerows(safe_row(r) for r in result["long"])
     write_json(out / "review_summary.json", result["summary"])
     write_text(out / "review_summary.md", summary_markdown(result["summary"]))
     return [out / "ratings_unblinded.csv", out / "review_summary.json", out / "review_summary.md"]
@@ -215,29 +255,30 @@ go; <b>Save ratings</b> downloads a CSV file to send back. You do not need all i
 const DATA = JSON.parse(document.getElementById("data").textContent);
 const STORE = "expert-review-" + DATA.pack_id;
 const state = JSON.parse(localStorage.getItem(STORE) || '{"rater":"","ratings":{}}');
-const esc = s => String(s).replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
+const esc = s => String(s).replace(/[&<>"']/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
 document.getElementById("rubric").innerHTML = DATA.dimensions.map(d =>
   `<p><b>${esc(DATA.titles[d])}</b>: ${esc(DATA.rubrics[d]).replace(/\n/g, "<br>")}</p>`).join("");
 const main = document.getElementById("items");
 for (const it of DATA.items) {
   const sec = document.createElement("section");
   sec.className = "item"; sec.id = "item-" + it.item_id; sec.dataset.item = it.item_id;
+  const iid = esc(it.item_id);
   let h = `<h2 style="font-size:1.05rem">Item ${it.position} <small style="color:#888">(${esc(it.item_id)})</small></h2>
     <div><b>Question</b><pre>${esc(it.question)}</pre></div><div><b>Answer</b><pre>${esc(it.answer)}</pre></div>`;
   for (const d of DATA.dimensions) {
     h += `<fieldset data-dim="${d}"><legend>${esc(DATA.titles[d])}</legend>`;
     for (let v = 1; v <= 5; v++)
-      h += `<label class="r"><input type="radio" name="${it.item_id}-${d}" value="${v}" data-item="${it.item_id}" data-dim="${d}"> ${v}</label>`;
+      h += `<label class="r"><input type="radio" name="${iid}-${d}" value="${v}" data-item="${iid}" data-dim="${d}"> ${v}</label>`;
     h += `</fieldset>`;
   }
-  h += `<label>Comment (optional)<textarea rows="2" data-item="${it.item_id}" data-dim="comment"></textarea></label>`;
+  h += `<label>Comment (optional)<textarea rows="2" data-item="${iid}" data-dim="comment"></textarea></label>`;
   sec.innerHTML = h; main.appendChild(sec);
 }
 function restore() {
   document.getElementById("rater").value = state.rater || "";
   for (const [iid, r] of Object.entries(state.ratings)) for (const [d, v] of Object.entries(r)) {
-    if (d === "comment") { const t = document.querySelector(`textarea[data-item="${iid}"]`); if (t) t.value = v; }
-    else { const el = document.querySelector(`input[name="${iid}-${d}"][value="${v}"]`); if (el) el.checked = true; }
+    if (d === "comment") { const t = document.querySelector(`textarea[data-item="${CSS.escape(iid)}"]`); if (t) t.value = v; }
+    else { const el = document.querySelector(`input[name="${CSS.escape(iid + "-" + d)}"][value="${v}"]`); if (el) el.checked = true; }
   }
 }
 function progress() {
@@ -259,7 +300,7 @@ main.addEventListener("change", e => {
   persist();
 });
 document.getElementById("rater").addEventListener("input", e => { state.rater = e.target.value.trim(); persist(); });
-function csvCell(v) { v = v == null ? "" : String(v); return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
+function csvCell(v) { v = v == null ? "" : String(v); if (/^[=+\-@\t\r]/.test(v)) v = "'" + v; return /[",\n\r]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v; }
 function toCSV() {
   const cols = ["item_id", "rater", ...DATA.dimensions, "comment"];
   const lines = [cols.join(",")];
