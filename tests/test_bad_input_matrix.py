@@ -183,4 +183,33 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + 2 == 48
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 54
+
+
+CLI = [  # (module main, argv, expected message) — the other command-line tools
+    ("diq.difficulty.__main__", ["train", "--pool-path", "{pool}", "--fields", "question", "--labels", "{x}",
+                                 "--out", "{out}"], r"--fields 'question': 'question' is not NAME=COLUMN"),
+    ("diq.difficulty.__main__", ["train", "--pool-path", "{pool}", "--labels", "{missing}", "--out", "{out}"],
+     r"labels file not found: .*missing.jsonl"),
+    ("diq.difficulty.__main__", ["predict", "--pool-path", "{pool}", "--model", "{missing}", "--out", "{out}"],
+     r"difficulty classifier not found"),
+    ("diq.difficulty.__main__", ["judge", "--pool", "nosuchpool", "--out", "{out}"], r"no pool config"),
+    ("diq.report", ["--experiment", "nothing_here", "--out", "{out}"], r"no record.json found for 'nothing_here'"),
+    ("diq.practice.__main__", ["import", "--pack", "{out}", "{missing}"], r"KEY-do-not-send-to-raters.json: the pack's key is missing"),
+]
+
+
+@pytest.mark.parametrize("module,argv,msg", CLI)
+def test_other_clis_name_the_problem(tmp_path, capsys, module, argv, msg):
+    import importlib
+    import re
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"question": "q?", "reasoning": "r", "response": "a"}\n')
+    sub = {"{pool}": str(pool), "{x}": str(pool), "{missing}": str(tmp_path / "missing.jsonl"),
+           "{out}": str(tmp_path / "out")}
+    args = [sub.get(a, a) for a in argv]
+    rc = importlib.import_module(module).main(args)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert re.search(msg, err, flags=re.I), err

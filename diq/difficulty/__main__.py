@@ -29,7 +29,10 @@ def _pool(args):
     if args.pool_path:
         fields = {"id": None, "question": "question", "reasoning": "reasoning", "response": "response"}
         for kv in filter(None, (args.fields or "").split(",")):
-            k, v = kv.split("=", 1)
+            k, sep, v = kv.partition("=")
+            if not sep or k not in ("id", "question", "reasoning", "response", "options", "answer"):
+                raise DiqError(f"--fields {args.fields!r}: {kv!r} is not NAME=COLUMN with NAME one of id, question, "
+                               f"reasoning, response, options, answer\n  fix: e.g. --fields question=Q,response=R")
             fields[k] = v or None
         cfg = OmegaConf.create({"name": "cli", "path": args.pool_path, "hub_id": None, "fields": fields,
                                 "limit": args.limit})
@@ -89,12 +92,13 @@ def main(argv=None) -> int:
         elif args.cmd == "train":
             from .classifier import read_labels, train_classifier
 
+            labels = read_labels(Path(args.labels))  # a bad labels file fails before any model is looked up
             backbone = args.backbone
             if not Path(backbone).exists():
                 from ..hub import ensure_hub_reachable
 
                 ensure_hub_reachable(backbone, "model", "--backbone /path/to/a/local/model")
-            info = train_classifier(records, read_labels(Path(args.labels)), backbone, Path(args.out), epochs=args.epochs,
+            info = train_classifier(records, labels, backbone, Path(args.out), epochs=args.epochs,
                                     lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, seed=args.seed)
             print(f"trained on {info['n_train']} (held out {info['n_val']}); best val macro-F1 "
                   f"{info['best_val_macro_f1']:.3f} → {args.out}")

@@ -59,7 +59,10 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def read_labels(path: Path) -> dict[str, dict[str, float]]:
     """Judge JSONL {id, perspective, rating} → id → perspective → rating."""
     out: dict[str, dict[str, float]] = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    if not Path(path).is_file():
+        raise DiqError(f"labels file not found: {path}\n  fix: pass the JSONL written by `python -m diq.difficulty "
+                       f"judge --out FILE`")
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
