@@ -90,10 +90,12 @@ def cell_key(r: dict) -> str:
         return r["cell_hash"]
     from .artifacts import sha256_obj
 
-    c = r.get("config") or {}
+    c = r.get("config")
+    if not c:  # failed before its config was resolved (e.g. config validation): its command-line cell names it
+        return sha256_obj({"cell": r.get("cell"), "strategy": r.get("strategy"), "model": r.get("model"),
+                           "experiment": r.get("experiment"), "budget": r.get("budget_fraction")})
     return sha256_obj(_strip_seeds({k: c.get(k) for k in ("pool", "model", "selection", "budget", "train", "eval",
-                                                          "scoring")}) or
-                      {"strategy": r.get("strategy"), "budget": r.get("budget_fraction"), "model": r.get("model")})
+                                                          "scoring")}))
 
 
 def dedupe(records: list[dict]) -> tuple[list[dict], int, int]:

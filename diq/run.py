@@ -305,13 +305,25 @@ def run(cfg: DictConfig) -> dict:
     import datetime
     import signal
 
-    from .validate import validate
+    from .validate import KEYLIKE, validate
 
-    validate(cfg)  # before any output, W&B run or tag exists: a bad value (or a key pasted as a name) stops here
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.get("output_dir", "."))
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     overrides, mode = _hydra_overrides()
+    overrides = [o if not KEYLIKE.match(o.partition("=")[2]) else f"{o.partition('=')[0]}=<redacted>" for o in overrides]
+    try:  # before any W&B run or tag exists: a bad value (or a key pasted as a name) stops here
+        validate(cfg)
+    except DiqError as e:
+        for stale in ("record.json",):
+            (out_dir / stale).unlink(missing_ok=True)
+        fail = {"experiment": cfg.get("experiment_name"), "strategy": str(cfg.selection.get("name")),
+                "budget_fraction": None, "seed": None, "model": str(cfg.model.get("name")), "status": "failed",
+                "error": str(e), "cell": cell_of(overrides), "overrides": overrides, "output_dir": str(out_dir),
+                "stage": "config validation (nothing was computed)"}
+        write_json(out_dir / "record.failed.json", fail)
+        (out_dir / "INCOMPLETE").write_text("this run did not start: its config is invalid; see record.failed.json\n")
+        raise
     budget_tag = "base" if cfg.selection.name == "none" else _budget_tag(cfg.budget.fraction)
     tags = [f"strategy:{cfg.selection.name}", f"budget:{budget_tag}", f"model:{cfg.model.name}",
             f"seed:{cfg.seed}", f"git:{(git_info()['sha'] or 'none')[:8]}"]

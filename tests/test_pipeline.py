@@ -120,20 +120,25 @@ def test_local_pool_and_local_benchmark_through_config_only(run_cfg, tmp_path):
     pool.write_text("\n".join(json.dumps({"prompt": f"What is {i}+{i}?", "cot": f"{i} and {i}", "out": str(2 * i)})
                               for i in range(30)))
     bench = tmp_path / "bench.jsonl"
-    bench.write_text("\n".join(json.dumps({"q": f"Pick {c}", "opts": ["x", "y", "z"], "gold": c})
-                               for c in "ABCAB"))
+    bench.write_text("\n".join(json.dumps({"q": f"Pick {c} from item {i}", "opts": ["x", "y", "z"], "gold": c})
+                               for i, c in enumerate("ABCABCAB")))
     rec = run(run_cfg("pool=local", f"pool.path={pool}", "pool.fields.question=prompt", "pool.fields.reasoning=cot",
                       "pool.fields.response=out", "budget.fraction=0.2", "eval=local_file",
                       f"eval.tasks.0.local.path={bench}", "eval.tasks.0.local.question_field=q",
                       "eval.tasks.0.local.options_field=opts", "eval.tasks.0.local.answer_field=gold",
-                      "eval.tasks.0.local.mode=mc", "eval.limit=null"))
+                      "eval.tasks.0.local.mode=mc", "eval.limit=null", "eval.holdout=3",
+                      "scoring.validation.per_task=3", "selection=influence"))
     assert rec["n_pool"] == 30 and rec["n_selected"] == 6
+    # the validation set follows the evaluation: 3 items held out of the local benchmark, the other 5 scored
     assert rec["eval"]["tasks"]["local_bench"]["n"] == 5
+    assert rec["scores"]["validation"]["per_task"] == {"local_bench": 3}
+    assert rec["scores"]["validation"]["kinds"] == {"local_bench": "holdout"}
 
 
-def test_pool_smaller_than_validation_set(run_cfg):
-    with pytest.raises(DiqError, match=r"the pool has 10 samples, fewer than the 20 validation items[\s\S]*per_task"):
-        run(run_cfg("selection=diq", "pool.limit=10", "budget.fraction=0.5", "stop_after=select", out="small"))
+def test_validation_larger_than_its_source(run_cfg):
+    with pytest.raises(DiqError, match=r"validation source 'pubmedqa_pqal_cot' has 500 items, fewer than per_task=600"):
+        run(run_cfg("selection=diq", "pool.limit=10", "scoring.validation.per_task=600", "stop_after=select",
+                    out="small"))
 
 
 def test_malformed_json_file_names_line(run_cfg, tmp_path):
