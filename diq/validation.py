@@ -120,7 +120,7 @@ def build_validation(cfg: DictConfig, seed: int, eval_cfg=None) -> tuple[list[di
             extra = " (held out of the benchmark: raise eval.holdout)" if src.get("kind") == "holdout" else ""
             raise DiqError(f"validation source {src['name']!r} has {len(docs)} items, fewer than per_task={k}{extra}\n"
                            f"  fix: lower scoring.validation.per_task or add items")
-        rng = random.Random(f"{seed}:{src['name']}")
+        rng = random.Random(f"{cfg.get('seed', seed)}:{src['name']}")
         chosen = sorted(rng.sample(range(len(docs)), k))
         recs = [_as_record(docs[i], src["name"], reasoning.get(docs[i]["id"], "")) for i in chosen]
         out.extend(recs)
