@@ -260,6 +260,16 @@ def _item_outcome(x: dict, otype: str, matcher: str) -> dict:
     return {"pred": pred, "gold": str(x.get("target")), "rule": rule}
 
 
+def wilson(p: float, n: int, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval of an accuracy over n items (None for metrics outside [0, 1] or n = 0)."""
+    if n <= 0 or not 0.0 <= p <= 1.0:
+        return None
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return [max(0.0, c - h), min(1.0, c + h)]
+
+
 def outcome_stats(outcomes: list[dict]) -> dict:
     n = len(outcomes) or 1
     rules = collections.Counter(o["rule"] for o in outcomes)
@@ -349,8 +359,9 @@ def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples
                             100 * stats["top_pred_share"], top, stats["majority_letter_baseline"] or 0)
                 print(f"[diq] WARNING: eval task {name}: {100 * stats['top_pred_share']:.0f}% of predictions are "
                       f"{top!r}; the majority-letter baseline is {stats['majority_letter_baseline']:.2f}", flush=True)
+            n_eff = int(res["n-samples"][name]["effective"])
             per_task[name] = {
-                "value": float(r[key]), "metric": key, "category": s.get("category"), "output_type": otype,
+                "value": float(r[key]), "metric": key, "ci95": wilson(float(r[key]), n_eff), "category": s.get("category"), "output_type": otype,
                 "n": int(res["n-samples"][name]["effective"]), "n_available": len(tasks[name].eval_docs),
                 "source": (s.get("bundle") or {}).get("source") or (s.get("local") or {}).get("path") or name,
                 "all": {k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and "stderr" not in k},

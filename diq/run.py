@@ -117,6 +117,14 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
 
     # -- pool and budget
     records = load_pool(cfg.pool)
+    origins = None
+    if cfg.pool.get("planted"):  # experiments/planted.yaml: known in-domain and corrupted samples, origins hidden
+        from .planted import plant
+        from .validation import build_validation
+
+        val_ids = {r["id"] for r in build_validation(cfg.scoring.validation, int(cfg.seed), cfg.eval)[0]}
+        records, origins = plant(records, cfg.pool.planted, val_ids)
+        write_json(out_dir / "planted_origins.json", origins)
     rec.update(pool=cfg.pool.name, n_pool_raw=len(records))
     decontam = None
     if cfg.decontaminate != "off":
@@ -168,14 +176,14 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
         if cfg.stop_after != "eval":
             return rec
     else:
-        adapter, stage_key = _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache)
+        adapter, stage_key = _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache, origins)
         if adapter is None:
             return rec
     _evaluate(cfg, tracker, rec, adapter, stage_key, cache)
     return rec
 
 
-def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache):
+def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache, origins=None):
     seconds, computed = rec["seconds"], rec["seconds_computed"]
     model_path = rec["model_path"]
     t = time.time()
@@ -186,6 +194,12 @@ def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cac
     ids_file = write_json(out_dir / "selected_ids.json", sel.ids)
     rec.update(n_selected=len(sel.ids), selected_ids_path=str(ids_file), selected_ids_sha256=sha256_file(ids_file),
                selection_hash=ids_hash(sel.ids), selection_info=sel.info)
+    if origins is not None:
+        from .planted import measure
+
+        kept = {r["id"] for r in records}  # after decontamination
+        rec["planted"] = measure(sel.ids, {i: o for i, o in origins.items() if i in kept})
+        tracker.summary({f"planted/{k_}": v for k_, v in rec["planted"].items() if isinstance(v, (int, float))})
     sc = _scores_frame(records, scores, sel.ids, sel.info)
     sc_path = out_dir / "scores.parquet"
     sc.to_parquet(sc_path.with_suffix(".parquet.tmp"), index=False)

@@ -55,6 +55,14 @@ def test_huatuo_matcher_always_answers():
     assert match_huatuo("zzz", list("ABCD"), opts)[1] == "most_similar"
 
 
+def test_wilson_interval():
+    from diq.evaluate import wilson
+
+    lo, hi = wilson(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    assert wilson(0.0, 10)[0] == 0.0 and wilson(0.5, 0) is None
+
+
 def test_outcome_stats_letter_bias():
     from diq.evaluate import outcome_stats
 
