@@ -168,6 +168,17 @@ def _cost(r: dict) -> dict:
             "eval_s": s.get("eval", 0.0), "device": dev}
 
 
+def _rel(p: str) -> str:
+    """A path relative to the current folder when it lies under it (committed tables stay readable elsewhere)."""
+    import os
+
+    try:
+        ap = os.path.abspath(p)
+        return os.path.relpath(ap) if ap.startswith(os.getcwd() + os.sep) else p
+    except (TypeError, ValueError):
+        return p
+
+
 def _mean_std(vals):
     v = pd.Series([x for x in vals if x is not None], dtype=float) * 100
     if v.empty:
@@ -211,13 +222,15 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
             row["device"] = costs["device"].iloc[0]
         if not done:
             row["error"] = str(rs[0].get("error") or "?").splitlines()[0][:200]
-        row["run_dirs"] = " ".join(sorted(str(Path(r["_path"]).parent) for r in rs))
+        row["run_dirs"] = " ".join(sorted(_rel(str(Path(r["_path"]).parent)) for r in rs))
         row["commits"] = " ".join(sorted({((r.get("git") or {}).get("sha") or "?")[:12] for r in rs}))
-        row["wandb_runs"] = " ".join(sorted({str(r.get("wandb")) for r in rs if r.get("wandb")}))
+        row["wandb_runs"] = " ".join(sorted({_rel(str(r["wandb"]).removeprefix("offline:")) if
+                                             str(r["wandb"]).startswith("offline:") else str(r["wandb"])
+                                             for r in rs if r.get("wandb")}))
         row["command"] = " | ".join(sorted({r.get("command") or command or f"python -m diq.run experiment="
                                             f"{r.get('experiment')}" for r in rs}))
-        row["per_item"] = " ".join(sorted({r["per_item"] for r in done if r.get("per_item")}))
-        row["scores_files"] = " ".join(sorted({r["scores_file"] for r in done if r.get("scores_file")}))
+        row["per_item"] = " ".join(sorted({_rel(r["per_item"]) for r in done if r.get("per_item")}))
+        row["scores_files"] = " ".join(sorted({_rel(r["scores_file"]) for r in done if r.get("scores_file")}))
         rows.append(row)
     full = [r for r in rows if r["strategy"] == "full" and r.get("train_s")]
     for r in rows:  # the paper's cost claim: scoring DIQ costs 1/1.85 of one full-data SFT run
