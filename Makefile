@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	# compat mode: the repo root goes on sys.path, so Hydra discovers hydra_plugins/diq_launcher (diq_slurm)
-	$(PY) -m pip install -q -e ".[launchers,dev]" --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e ".[launchers,dev,bench]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
 demo: setup

@@ -252,6 +252,43 @@ def bench_influence(args) -> dict:
     return out
 
 
+def _against(args) -> int:
+    from .bench_peer import compare_dattri
+    from .gradients import resolve_batch_tokens
+
+    try:
+        import dattri_llm  # noqa: F401
+    except ImportError:
+        raise SystemExit("error: --against dattri needs dattri-llm\n  fix: pip install -e '.[bench]'") from None
+    mcfg = OmegaConf.load(CONF / "model" / f"{args.model}.yaml")
+    tok = load_tokenizer(resolve_model(mcfg))
+    records = load_pool(OmegaConf.load(CONF / "pool" / f"{args.pool}.yaml"))[: args.n]
+    tokens = sum(len(encode(tok, r, args.max_len).input_ids) for r in records)
+    spec = {"model": args.model, "pool": args.pool, "n": args.n, "n_actual": len(records), "max_len": args.max_len,
+            "val_per_task": args.val_per_task, "dtype": args.dtype, "device": args.device,
+            "batch_tokens": resolve_batch_tokens(args.batch_tokens, args.device), "threads": torch.get_num_threads(),
+            "tokens": tokens}
+    print(f"[bench] diq vs dattri-llm: {len(records)} samples, {tokens} tokens, {args.dtype} on {args.device}, "
+          f"{spec['threads']} threads, batch_tokens {spec['batch_tokens']}", flush=True)
+    res = compare_dattri(spec)
+    from importlib import metadata
+
+    res.update(machine=f"{platform.machine()} {platform.processor()}", torch=torch.__version__,
+               dattri_llm_version=metadata.version("dattri-llm"), tokens=tokens,
+               command="python -m diq.bench influence " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
+                                                                  (("model", args.model), ("n", args.n),
+                                                                   ("max_len", args.max_len), ("dtype", args.dtype))) +
+               " --against dattri")
+    Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+    o, p_ = res["ours"], res["dattri_llm"]
+    print(f"  diq exact engine   {o['seconds']:.1f} s  {o['tokens_per_s']:.0f} tok/s  peak RSS {o['peak_rss_mb']:.0f} MB\n"
+          f"  dattri-llm TracIn  {p_['seconds']:.1f} s  {p_['tokens_per_s']:.0f} tok/s  peak RSS {p_['peak_rss_mb']:.0f} MB\n"
+          f"  agreement          Spearman {res['agreement']['spearman']:.6f}, max |Δ|/scale "
+          f"{res['agreement']['max_abs_err_over_scale']:.2e}, top-10 % overlap {res['agreement']['top10_overlap']:.2f}")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m diq.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -271,8 +308,12 @@ def main(argv=None) -> int:
     p.add_argument("--skip-loop", action="store_true")
     p.add_argument("--skip-epoch", action="store_true")
     p.add_argument("--skip-selection", action="store_true")
+    p.add_argument("--against", choices=["dattri"], help="only the side-by-side with a peer library (dattri-llm: "
+                   "pip install -e '.[bench]'); each engine in its own process (diq/bench_peer.py)")
     p.add_argument("--out", default="bench.json")
     args = ap.parse_args(argv)
+    if args.against:
+        return _against(args)
     res = bench_influence(args)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     keys = ["engine_samples_per_s", "engine_tokens_per_s", "speedup_vs_loop", "engine_over_epoch_time", "max_rel_err",

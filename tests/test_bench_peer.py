@@ -1,0 +1,24 @@
+"""The side-by-side with dattri-llm (python -m diq.bench influence --against dattri) on the tiny model: each engine in
+its own process, the same samples, and dattri-llm's exact TracIn agreeing with our exact Dot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("dattri_llm")
+
+
+def test_against_dattri_agrees_and_reports_both_engines(tmp_path, tiny_path):
+    from diq.bench import main
+
+    out = tmp_path / "peer.json"
+    assert main(["influence", "--model", "tiny", "--n", "12", "--max-len", "192", "--val-per-task", "4",
+                 "--against", "dattri", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for side in ("ours", "dattri_llm"):
+        assert res[side]["seconds"] > 0 and res[side]["tokens_per_s"] > 0 and res[side]["peak_rss_mb"] > 0
+    assert res["agreement"]["spearman"] > 0.9999 and res["agreement"]["max_abs_err_over_scale"] < 1e-5
+    assert res["agreement"]["top10_overlap"] == 1.0
+    assert res["spec"]["n_actual"] == 12 and res["dattri_llm_version"] == "0.1.0"
