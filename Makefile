@@ -5,7 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.diq-installed
 
-.PHONY: setup demo test test-fast results clean-cache
+.PHONY: help setup demo test test-fast results check-results clean-cache
+
+help:
+	@echo "make demo           set up .venv, build SmolLM2 offline, run experiment=demo (DIQ 10 %)"
+	@echo "make test           the whole test suite (what CI runs)"
+	@echo "make test-fast      the tests not marked slow"
+	@echo "make results        rebuild results/demo.* from the demo runs under runs/ (after make demo)"
+	@echo "make check-results  every committed results/*.md matches its CSV"
+	@echo "make clean-cache    remove .diq_cache (models, scores, adapters, evaluations)"
 
 setup: $(STAMP)
 
@@ -26,6 +34,12 @@ test: setup
 
 test-fast: setup
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow" tests
+
+results: setup
+	$(PY) -m diq.report --records runs/demo runs/demo_random --table demo
+
+check-results: setup
+	$(PY) -m diq.report --check
 
 clean-cache:
 	rm -rf .diq_cache
