@@ -112,7 +112,11 @@ def run_dattri(spec: dict) -> dict:
     seconds = time.perf_counter() - t
     dots = np.empty(len(pool_enc))
     dots[order_tr] = mat.mean(1)  # rows come in store (collection) order
-    return {"scores": dots.tolist(), "seconds": seconds, "store": tmp, **_peak(dev)}
+    import shutil
+
+    store_mb = sum(f.stat().st_size for f in __import__("pathlib").Path(tmp).rglob("*") if f.is_file()) / 2**20
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"scores": dots.tolist(), "seconds": seconds, "store_mb": store_mb, **_peak(dev)}
 
 
 def _child(fn_name: str, spec: dict, q) -> None:
