@@ -59,6 +59,10 @@ class RunScores:
                            f"  fix: diagnose a run of a score-based strategy (diq, influence, quadrant, ...)")
         self.df = pd.read_parquet(sp)
         self.cfg = OmegaConf.create(self.rec["config"])
+        if self.cfg.get("hub_fixtures"):  # a debug run read its hub datasets from fixtures: so does its diagnosis
+            import os
+
+            os.environ["DIQ_HUB_FIXTURES"] = str(self.cfg.hub_fixtures)
         from .pool import load_pool
 
         by_id = {r["id"]: r for r in load_pool(self.cfg.pool)}

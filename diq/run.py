@@ -106,8 +106,6 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
 
     # -- everything that can be checked before compute: the evaluation (task names, files, every item); the config
     #    itself was validated by run() before anything was written
-    if cfg.get("hub_fixtures"):
-        os.environ["DIQ_HUB_FIXTURES"] = str(cfg.hub_fixtures)
     eval_specs = evaluation.preflight(cfg.eval)
     rec["eval_plan"] = {s["name"]: {"category": s.get("category"),
                                     "source": (s.get("bundle") or {}).get("source") or (s.get("local") or {}).get("path")
@@ -357,6 +355,9 @@ def run(cfg: DictConfig) -> dict:
     marker.write_text("this run has not finished (or was killed); see record.failed.json if there is one\n")
     exit_code = 1
     old_term = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    old_fixtures = os.environ.get("DIQ_HUB_FIXTURES")
+    if cfg.get("hub_fixtures"):  # for this run only: every hub read (datasets, lm-eval tasks) goes to the fixtures
+        os.environ["DIQ_HUB_FIXTURES"] = str(cfg.hub_fixtures)
     try:
         pipeline(cfg, out_dir, tracker, rec)
         rec["status"] = "complete"
@@ -370,6 +371,10 @@ def run(cfg: DictConfig) -> dict:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if old_fixtures is None:
+            os.environ.pop("DIQ_HUB_FIXTURES", None)
+        else:
+            os.environ["DIQ_HUB_FIXTURES"] = old_fixtures
         rec["seconds_total"] = time.time() - t0
         rec["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         write_json(out_dir / ("record.json" if rec["status"] == "complete" else "record.failed.json"), rec)
