@@ -153,6 +153,17 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["scoring.influence.proj_dim=-5"], r"scoring.influence.proj_dim=-5 is out of range"),
     (["train.lr=big"], r"train.lr='big' is not a number"),
     (["scoring.validation.sources=pubmed"], r"scoring.validation.sources='pubmed'; use auto"),
+    (["scoring.validation.sources=[]"], r"scoring.validation.sources is empty"),
+    (["eval.tasks=[]"], r"eval.tasks is empty[\s\S]*eval=medical_bundle"),
+    (["eval.tasks=[{category: S}]"], r"eval.tasks\[0\] = .* has no 'name'"),
+    (["eval.tasks=[{name: pubmedqa_pqal_cot, category: S},{name: pubmedqa_pqal_cot, category: S}]"],
+     r"'pubmedqa_pqal_cot' is listed twice"),
+    (["eval.tasks=[{name: pubmedqa_pqal_cot, category: X}]"], r"category='X'; choose S, C or null"),
+    (["eval=local_file"], r"local.path is not set[\s\S]*eval.tasks.0.local.path="),
+    (["eval=medical_bundle"], r"eval=medical_bundle needs the bundle file[\s\S]*eval.path="),
+    (["eval=medical_bundle", "hub_fixtures=/nonexistent/fixtures"], r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a "
+                                                                     r"directory"),
+    (["selection=diq", "selection.quadrants=[]"], r"selection.quadrants=\[\]: unknown empty list"),
 ]
 
 
@@ -183,7 +194,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 54
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 63
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools
