@@ -401,6 +401,10 @@ def main(cfg: DictConfig):
     multirun = HydraConfig.initialized() and _hydra_overrides()[1] == "multirun"
     try:
         rec = run(cfg)
+    except KeyboardInterrupt:  # Ctrl-C: what was known is in record.failed.json; no traceback
+        print("\ninterrupted (SIGINT): finished stages stay cached; record.failed.json says what was known",
+              file=sys.stderr, flush=True)
+        sys.exit(130)
     except DiqError as e:
         print(f"\nerror: {e}", file=sys.stderr, flush=True)
         if multirun:

@@ -181,3 +181,23 @@ def test_train_lr_does_not_change_the_influence_key_without_warmup(tmp_path):
         ctx._val = ([], {"hash": "v", "n": 0, "tasks": {}})
         keys.append(_influence_key(ctx))
     assert keys[0] == keys[1] and keys[0]["influence"]["warmup"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_sigint_and_sigterm_leave_a_failed_record_without_traceback(tmp_path, sig, code):
+    env = {**os.environ, "DIQ_CACHE_DIR": str(ROOT / ".diq_cache"), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "diq.run", *ARGS, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'r'}"]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    buf = ""
+    while "influence:" not in buf:
+        ch = p.stdout.read(1)
+        assert ch, buf[-2000:]
+        buf += ch
+    time.sleep(0.5)
+    p.send_signal(sig)
+    rest = p.stdout.read()
+    assert p.wait(timeout=120) == code
+    assert "Traceback" not in rest
+    rec = json.loads((tmp_path / "r" / "record.failed.json").read_text())
+    assert rec["status"] == "failed" and rec["n_pool"] == 198 and rec["pool"] == "medical_o1_demo"
+    assert (tmp_path / "r" / "INCOMPLETE").exists() and not (tmp_path / "r" / "record.json").exists()

@@ -292,6 +292,9 @@ def test_review_form_in_headless_chromium(tmp_path):
                     v = _scripted(rater, pos, k)
                     drv.find_element(By.CSS_SELECTOR, f'input[name="{iid}-{d}"][value="{v}"]').click()
             assert drv.find_element(By.ID, "progress").text == f"{9 if rater == 'dr_a' else 8} / 9 rated"
+            # Chromium commits localStorage to its store asynchronously (batched, ~1 s): a person does not reload
+            # within milliseconds of the last click, and neither does this test
+            time.sleep(2.5)
             drv.get(url)  # ratings survive a reload (autosaved in the browser)
             assert drv.find_element(By.ID, "progress").text.startswith("9 / 9" if rater == "dr_a" else "8 / 9")
             drv.find_element(By.ID, "save").click()
