@@ -113,8 +113,9 @@ def run_dattri(spec: dict) -> dict:
     dots = np.empty(len(pool_enc))
     dots[order_tr] = mat.mean(1)  # rows come in store (collection) order
     import shutil
+    from pathlib import Path
 
-    store_mb = sum(f.stat().st_size for f in __import__("pathlib").Path(tmp).rglob("*") if f.is_file()) / 2**20
+    store_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
     shutil.rmtree(tmp, ignore_errors=True)
     return {"scores": dots.tolist(), "seconds": seconds, "store_mb": store_mb, **_peak(dev)}
 

@@ -19,7 +19,6 @@ the run logged to W&B, a ``diagnose`` run in its group.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

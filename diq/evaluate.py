@@ -18,7 +18,6 @@ import logging
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 

@@ -420,9 +420,11 @@ def wandb_records(path: str, group: str) -> list[dict]:
 
 def log_to_wandb(rows: list[dict], table: str, group: str | None) -> str | None:
     """The table as a W&B Table in the experiment's group (job type ``report``); mode and key from the environment."""
+    import os
+
     import wandb
 
-    run = wandb.init(project=__import__("os").environ.get("WANDB_PROJECT", "diq"), group=group or table,
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "diq"), group=group or table,
                      job_type="report", name=f"table-{table}", reinit="finish_previous")
     if run is None or getattr(run, "disabled", False):
         return None

@@ -81,9 +81,11 @@ def _scores_frame(records: list[dict], scores: dict, selected: list[str], info: 
         else:
             df[name if name != "influence" else "dot"] = np.asarray(arr, dtype=float)
     if "difficulty_threshold" in info and "influence" in scores and "difficulty" in scores:
-        hard = np.asarray(scores["difficulty"], float) >= info["difficulty_threshold"]
-        infl = np.asarray(scores["influence"], float) >= info["influence_threshold"]
-        df["quadrant"] = np.where(infl, np.where(hard, "Q1", "Q2"), np.where(hard, "Q3", "Q4"))
+        from .quadrants import QUADRANTS, assign
+
+        q, _, _ = assign(np.asarray(scores["difficulty"], float), np.asarray(scores["influence"], float),
+                         float(info["tau_d"]))
+        df["quadrant"] = np.asarray(QUADRANTS)[q]
     rank = {i: n for n, i in enumerate(selected)}
     df["selected"] = df["id"].map(lambda i: i in rank)
     df["selection_rank"] = df["id"].map(lambda i: rank.get(i, -1))

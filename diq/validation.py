@@ -113,8 +113,6 @@ def build_validation(cfg: DictConfig, seed: int, eval_cfg=None) -> tuple[list[di
     out, info = [], {"tasks": {}, "per_task": {}, "kinds": {}}
     for src in sources:
         k = int(src.get("per_task") or per_task)
-        if src.get("kind") == "holdout" and src.get("per_task") is None:
-            k = per_task
         docs, reasoning = _source_docs(src)
         if len(docs) < k:
             extra = " (held out of the benchmark: raise eval.holdout)" if src.get("kind") == "holdout" else ""

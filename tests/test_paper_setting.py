@@ -217,6 +217,7 @@ def test_eval_limit_is_a_seeded_random_sample(tiny_path, tmp_path):
     ids = sorted(x["id"] for x in items)
     assert res["tasks"]["b"]["n"] == 5 and ids != [f"b:{i}" for i in range(1, 6)]
     res2 = evaluate(tiny_path, None, cfg, samples_dir=tmp_path / "s2")
+    assert res2["tasks"]["b"]["value"] == res["tasks"]["b"]["value"]
     assert sorted(x["id"] for x in json.loads((tmp_path / "s2" / "b.json").read_text())) == ids
     assert res["limit_mode"] == "seeded random sample per task"
     # lm-eval's own results and samples files are kept beside ours (EvaluationTracker)
