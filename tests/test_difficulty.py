@@ -166,3 +166,29 @@ def test_large_local_judge_on_cpu_is_refused_before_loading(tmp_path, capsys):
     assert "150 prompts" in capsys.readouterr().out
     est = check_local_judge(OmegaConf.create({"device": "cpu", "force": True}), str(big), recs, 3)
     assert est["params"] == 8 * 10**9 and est["hours"] > 0
+
+
+def test_paper_setting_difficulty_through_a_judge_endpoint(server, tiny_path, tmp_path, cache_dir, monkeypatch):
+    """experiment=paper_base's difficulty (judge endpoint → classifier → whole pool) on the hub fixtures, with the
+    OpenAI-compatible judge served on 127.0.0.1: the path a real user takes with vLLM."""
+    from omegaconf import open_dict
+
+    from conftest import compose
+    from diq.run import run
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-judge-0000")
+    cfg = compose(["experiment=paper_base", "debug=tiny", "selection=difficulty", "budget=p10", "stop_after=select",
+                   "scoring.difficulty.source=judge_classifier", f"scoring.difficulty.judge.base_url={server}",
+                   "scoring.difficulty.judge.backoff=0.01", "scoring.difficulty.judge_classifier.label_n=12",
+                   f"scoring.difficulty.judge_classifier.backbone={tiny_path}",
+                   "scoring.difficulty.judge_classifier.epochs=1", f"cache_dir={cache_dir}"])
+    with open_dict(cfg):
+        cfg.output_dir = str(tmp_path / "run")
+    FakeOpenAI.calls = 0
+    rec = run(cfg)
+    d = rec["scores"]["difficulty"]
+    assert d["source"] == "judge_classifier" and d["judge_backend"] == "openai" and d["labelled"] == 12
+    assert FakeOpenAI.calls == 12 * len(PERSPECTIVES)  # the judge labels the sample only; the classifier the pool
+    assert FakeOpenAI.auth[0] == "Bearer sk-canary-judge-0000"
+    assert rec["n_selected"] == 10 and rec["config"]["scoring"]["difficulty"]["judge"]["backend"] == "openai"
+    assert "sk-canary" not in (tmp_path / "run" / "record.json").read_text()
