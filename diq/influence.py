@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .gradients import GradientCapture, iter_per_sample_grads
-from .projection import RademacherProjector
+from .projection import make_projector
 
 
 def mean_gradient(model, encoded, pad_id, batch_tokens: int, desc: str = "val grads") -> dict[str, torch.Tensor]:
@@ -32,10 +32,11 @@ def mean_gradient(model, encoded, pad_id, batch_tokens: int, desc: str = "val gr
 
 def dot_scores(model, encoded, pad_id, target: dict[str, torch.Tensor], batch_tokens: int,
                proj_dim: int | None = None, proj_seed: int = 0, normalize: str = "none",
-               desc: str = "influence", shard: tuple[int, int] = (0, 1)) -> dict[str, np.ndarray]:
+               desc: str = "influence", shard: tuple[int, int] = (0, 1), projection: str = "rademacher",
+               proj_nnz: int = 1) -> dict[str, np.ndarray]:
     """Per-sample Dot (or cosine) with ``target``; also the per-sample loss and gradient norm (free by-products).
 
-    With ``proj_dim`` both sides are projected with the same per-module Rademacher blocks first. With ``shard``
+    With ``proj_dim`` both sides are projected with the same per-module projection first (``projection``: rademacher | sjlt). With ``shard``
     only that shard's batches are computed; other samples are NaN (see ``merge_shards``)."""
     if normalize not in ("none", "cosine"):
         from .errors import DiqError
@@ -47,7 +48,8 @@ def dot_scores(model, encoded, pad_id, target: dict[str, torch.Tensor], batch_to
     proj = None
     if proj_dim:
         dims = {k: v.numel() for k, v in target.items()}
-        proj = RademacherProjector(names, dims, proj_dim, seed=proj_seed, device=next(iter(target.values())).device)
+        proj = make_projector(projection, names, dims, proj_dim, seed=proj_seed, nnz=proj_nnz,
+                              device=next(iter(target.values())).device)
         t_proj = proj({k: v[None] for k, v in target.items()})[0]
         t_norm = float(t_proj.norm())
     else:
@@ -105,12 +107,13 @@ def less_combine(train_feats: list[torch.Tensor], val_feats: list[torch.Tensor],
 
 
 def less_features(model, encoded, pad_id, batch_tokens: int, proj_dim: int, proj_seed: int,
-                  adam_state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, desc: str) -> torch.Tensor:
+                  adam_state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, desc: str,
+                  projection: str = "sjlt", proj_nnz: int = 1) -> torch.Tensor:
     """[N, proj_dim] L2-normalised features: Adam-preconditioned when ``adam_state`` (module → (m, v)) is given
     (training side), plain gradients otherwise (validation side)."""
     cap = GradientCapture(model)
-    proj = RademacherProjector(cap.names, cap.dims, proj_dim, seed=proj_seed,
-                               device=next(p for p in model.parameters() if p.requires_grad).device)
+    proj = make_projector(projection, cap.names, cap.dims, proj_dim, seed=proj_seed, nnz=proj_nnz,
+                          device=next(p for p in model.parameters() if p.requires_grad).device)
     out = torch.zeros(len(encoded), proj_dim)
     for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):
         grads = gb.grads

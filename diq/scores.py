@@ -180,6 +180,7 @@ def _influence_pass(ctx: ScoreContext, shard: tuple[int, int]) -> tuple[dict, di
         target = mean_gradient(model, val_enc, ctx.tok.pad_token_id, bt)
         res = dot_scores(model, pool_enc, ctx.tok.pad_token_id, target, bt,
                          proj_dim=icfg.get("proj_dim"), proj_seed=int(icfg.proj_seed), normalize=icfg.normalize,
+                         projection=icfg.get("projection", "rademacher"), proj_nnz=int(icfg.get("proj_nnz", 1)),
                          shard=shard)
         w = float(c["mean_lr"]) if len(ckpts) > 1 else 1.0
         total["score"] = total["score"] + w * res["score"]
@@ -358,14 +359,15 @@ def score_less(ctx: ScoreContext) -> dict:
         pool_enc = _encode_all(ctx, ctx.records, lcfg)
         val_enc = _encode_all(ctx, val_recs, lcfg)
         tf, vf, w = [], [], []
+        pk = {"projection": lcfg.get("projection", "sjlt"), "proj_nnz": int(lcfg.get("proj_nnz", 1))}
         for c in ckpts:
             model = _scoring_model(ctx, lcfg.lora, c["adapter"], lcfg)
             adam = torch.load(Path(c["adapter"]).parent / "adam.pt", weights_only=True)
             bt = resolve_batch_tokens(lcfg.batch_tokens, next(model.parameters()).device)
             tf.append(less_features(model, pool_enc, ctx.tok.pad_token_id, bt, int(lcfg.proj_dim),
-                                    int(lcfg.proj_seed), adam, desc=f"LESS train feats (ckpt {c['epoch']})"))
+                                    int(lcfg.proj_seed), adam, desc=f"LESS train feats (ckpt {c['epoch']})", **pk))
             vf.append(less_features(model, val_enc, ctx.tok.pad_token_id, bt, int(lcfg.proj_dim),
-                                    int(lcfg.proj_seed), None, desc=f"LESS val feats (ckpt {c['epoch']})"))
+                                    int(lcfg.proj_seed), None, desc=f"LESS val feats (ckpt {c['epoch']})", **pk))
             w.append(float(c["mean_lr"]))
         return {"value": less_combine(tf, vf, w, [r["task"] for r in val_recs])}, \
             {"checkpoints": len(ckpts), "weights": w, "val_hash": val_info["hash"]}

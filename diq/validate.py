@@ -8,6 +8,7 @@ import re
 from omegaconf import DictConfig
 
 from .errors import DiqError
+from .projection import KINDS
 
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 KEYLIKE = re.compile(r"^(sk-|sk_|hf_|xox[abp]-|ghp_|AKIA)[A-Za-z0-9_\-]{8,}$|^[A-Za-z0-9_\-]{32,}$")
@@ -71,6 +72,16 @@ def validate(cfg: DictConfig) -> None:
     pd = cfg.scoring.influence.get("proj_dim")
     if pd is not None:
         _int(pd, "scoring.influence.proj_dim", 1, fix="null for the exact Dot, or a projection size like 4096")
+    _int(cfg.scoring.less.proj_dim, "scoring.less.proj_dim", 1, fix="a projection size like 8192")
+    for key in ("influence", "less"):
+        b = cfg.scoring[key]
+        kind = b.get("projection", "sjlt")
+        if kind not in KINDS:
+            raise DiqError(f"scoring.{key}.projection={kind!r}\n  fix: one of {', '.join(KINDS)}")
+        nnz, k = b.get("proj_nnz", 1), b.get("proj_dim")
+        _int(nnz, f"scoring.{key}.proj_nnz", 1, fix="nonzeros per coordinate of the sparse JL, e.g. 1 or 4")
+        if kind == "sjlt" and k is not None and int(k) % int(nnz):
+            raise DiqError(f"scoring.{key}.proj_nnz={nnz} does not divide proj_dim={k}\n  fix: a divisor, e.g. 1")
     tr = cfg.train
     _int(tr.epochs, "train.epochs", 1, fix="train.epochs ≥ 1; to evaluate the untuned model use selection=none")
     _num(tr.lr, "train.lr", 1e-12, 1.0, "a learning rate such as 1e-4")

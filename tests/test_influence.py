@@ -99,14 +99,16 @@ def test_dot_equals_explicit_dot_of_flattened_grads(setup):
     assert abs(res["loss"][0] - float(l0[0])) < 1e-5
 
 
-def test_projection_4096_keeps_ranking(setup):
+@pytest.mark.parametrize("kind,nnz", [("rademacher", 1), ("sjlt", 1), ("sjlt", 4)])
+def test_projection_4096_keeps_ranking(setup, kind, nnz):
     tok, model, recs, enc = setup
     target = mean_gradient(model, enc[:6], tok.pad_token_id, batch_tokens=2048)
     exact = dot_scores(model, enc[6:], tok.pad_token_id, target, batch_tokens=2048)["dot"]
-    proj = dot_scores(model, enc[6:], tok.pad_token_id, target, batch_tokens=2048, proj_dim=4096, proj_seed=3)["dot"]
+    kw = dict(proj_dim=4096, proj_seed=3, projection=kind, proj_nnz=nnz)
+    proj = dot_scores(model, enc[6:], tok.pad_token_id, target, batch_tokens=2048, **kw)["dot"]
     rho = spearmanr(exact, proj).statistic
     assert rho >= 0.95, rho
-    again = dot_scores(model, enc[6:], tok.pad_token_id, target, batch_tokens=300, proj_dim=4096, proj_seed=3)["dot"]
+    again = dot_scores(model, enc[6:], tok.pad_token_id, target, batch_tokens=300, **kw)["dot"]
     np.testing.assert_allclose(proj, again, rtol=1e-5, atol=1e-9)  # independent of batching
 
 

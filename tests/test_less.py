@@ -36,3 +36,36 @@ def test_less_combine_by_hand():
     s2 = less_combine([t1, t2], [v1, v2], [1.0, 0.0], ["a", "b", "b"])
     # ckpt1 only: sample 0 → a = 1, b = mean(0, r) ; sample 1 → a = 0, b = mean(1, r)
     np.testing.assert_allclose(s2, [1.0, (1 + r) / 2], rtol=1e-6)
+
+
+def test_sparse_jl_preserves_inner_products_at_o_d_cost():
+    """The sparse JL (count-sketch blocks) used by LESS: unbiased inner products with JL-sized error, tables of
+    O(d) entries, the same result whatever the batch split, and a named error for a bad nnz."""
+    import pytest
+
+    from diq.errors import DiqError
+    from diq.projection import RademacherProjector, SparseJLProjector
+
+    gen = torch.Generator().manual_seed(0)
+    dims = {"a": 20000, "b": 12000}
+    g = {n: torch.randn(16, d, generator=gen) for n, d in dims.items()}
+    exact = sum(g[n].double() @ g[n].double().T for n in dims)
+    scale = exact.diag().max()
+    for nnz in (1, 4):
+        p = SparseJLProjector(list(dims), dims, 4096, seed=1, nnz=nnz)
+        f = p(g).double()
+        err = float((f @ f.T - exact).abs().max() / scale)
+        assert err < 0.12, (nnz, err)
+        assert p.tables(0)[0].shape == (nnz, dims["a"])  # O(d) tables, never d × k
+        half = torch.cat([p({n: v[:7] for n, v in g.items()}), p({n: v[7:] for n, v in g.items()})])
+        torch.testing.assert_close(half, f.float())
+    # the error of the dense projection is of the same order (both O(1/√k))
+    f = RademacherProjector(list(dims), dims, 4096, seed=1)(g).double()
+    assert float((f @ f.T - exact).abs().max() / scale) < 0.12
+    # a zero vector stays zero, a single coordinate lands in nnz buckets of size 1/√nnz
+    one = {"a": torch.zeros(1, dims["a"]), "b": torch.zeros(1, dims["b"])}
+    one["a"][0, 5] = 1.0
+    out = SparseJLProjector(list(dims), dims, 4096, seed=1, nnz=4)(one)[0]
+    assert int((out != 0).sum()) == 4 and torch.allclose(out.abs()[out != 0], torch.full((4,), 0.5))
+    with pytest.raises(DiqError, match="divide"):
+        SparseJLProjector(list(dims), dims, 4096, nnz=3)
