@@ -34,7 +34,8 @@ COLUMNS = ["table", "strategy", "budget", "cell", "status", "n_seeds", "seeds", 
            "AvgA", "AvgA_std", "n_S", "n_C", "paper_AvgS", "paper_AvgC", "paper_AvgA", "delta_AvgA", "model", "pool",
            "n_pool", "benchmarks", "eval_limit", "difficulty", "validation", "limited", "score_s", "train_s", "eval_s",
            "device", "select_cost_vs_full", "total_cost_vs_full", "error", "records", "set_aside_duplicates",
-           "set_aside_failed", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]
+           "set_aside_failed", "in_domain_precision", "in_domain_precision_std", "in_domain_base_rate",
+           "corrupted_share", "corrupted_share_std", "corrupted_base_rate", "AvgA_ci95", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]
 
 
 def budget_name(f, strategy: str | None = None) -> str:
@@ -211,6 +212,16 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
             row[k], row[f"{k}_std"] = _mean_std([(r.get("averages") or {}).get(k) for r in done])
         n = r0.get("averages_n") or {}
         row["n_S"], row["n_C"] = n.get("AvgS"), n.get("AvgC")
+        tasks = (r0.get("eval") or {}).get("tasks") or {}
+        if len(done) == 1 and len(tasks) == 1:  # one benchmark, one seed: its Wilson 95 % interval (×100)
+            ci = next(iter(tasks.values())).get("ci95")
+            row["AvgA_ci95"] = f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}" if ci else None
+        if any(r.get("planted") for r in done):  # experiments/planted.yaml: the known answer
+            pl = [r.get("planted") or {} for r in done]
+            for col, key in (("in_domain_precision", "precision_in_domain"), ("corrupted_share", "share_corrupted")):
+                row[col], row[f"{col}_std"] = _mean_std([p.get(key) for p in pl])
+            row["in_domain_base_rate"] = round(100 * pl[0]["base_rate_in_domain"], 2)
+            row["corrupted_base_rate"] = round(100 * pl[0]["base_rate_corrupted"], 2)
         p = paper.get((r0["strategy"], budget), {}) if ctx["_paper"] else {}
         for k in ("AvgS", "AvgC", "AvgA"):
             row[f"paper_{k}"] = p.get(k)
@@ -327,6 +338,18 @@ def _header(df: pd.DataFrame) -> list[str]:
             "medical-o1 en, the nine bundle benchmarks, no limits)", ""]
 
 
+def _planted_columns(df: pd.DataFrame) -> dict:
+    """Planted-signal tables: in-domain precision and corrupted share (×100, base rate in brackets), the CI."""
+    if "in_domain_precision" not in df or not any(df["in_domain_precision"]):
+        return {}
+    cols = {}
+    for col, label in (("in_domain_precision", "in-domain % of selected"), ("corrupted_share", "corrupted % of selected")):
+        base = df[col.replace("precision", "base_rate").replace("share", "base_rate")]
+        cols[label] = [f"{_cell(m, s)} (base {b})" if m != "" else "—" for m, s, b in zip(df[col], df[f"{col}_std"], base)]
+    cols["AvgA 95 % CI"] = df["AvgA_ci95"].replace("", "—")
+    return cols
+
+
 def render(csv_path: Path) -> str:
     df = _read_csv(csv_path)
     if "dimension" in df.columns:
@@ -341,6 +364,7 @@ def render(csv_path: Path) -> str:
         "AvgC": [_cell(m, s) for m, s in zip(df["AvgC"], df["AvgC_std"])],
         "AvgA": [_cell(m, s) for m, s in zip(df["AvgA"], df["AvgA_std"])],
         "S/C benchmarks": [f"{a or '—'}/{b or '—'}" for a, b in zip(df["n_S"], df["n_C"])],
+        **_planted_columns(df),
         "paper AvgA": df["paper_AvgA"].replace("", "—"), "Δ AvgA": df["delta_AvgA"].replace("", "—"),
         "score s": [_num(x, "{:.0f}") for x in df["score_s"]], "train s": [_num(x, "{:.0f}") for x in df["train_s"]],
         "eval s": [_num(x, "{:.0f}") for x in df["eval_s"]], "device": df["device"].replace("", "—"),

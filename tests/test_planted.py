@@ -40,3 +40,16 @@ def test_planted_pool_hides_origins_and_measures_the_selection(tmp_path, cache_d
     rnd = _cell(tmp_path, cache_dir, "random")
     assert rnd["planted"]["precision_in_domain"] == pytest.approx(6 / 18)
     assert p["precision_in_domain"] > 2 * p["base_rate_in_domain"]
+    # the table shows what was selected against the known answer, per strategy, with the base rates
+    from diq.report import aggregate, render, write_csv
+
+    for r, d in ((inf, "influence-0"), (rnd, "random-0")):
+        r["_path"] = str(tmp_path / d / "record.json")
+        r["status"] = "complete"
+    rows = aggregate([inf, rnd], "planted", None)
+    by = {r["strategy"]: r for r in rows}
+    assert by["influence"]["in_domain_precision"] == 50.0 and by["influence"]["in_domain_base_rate"] == 22.22
+    assert by["random"]["in_domain_precision"] == pytest.approx(100 * 6 / 18, abs=0.01)
+    write_csv(rows, tmp_path / "planted.csv")
+    md = render(tmp_path / "planted.csv")
+    assert "in-domain % of selected" in md and "50.00 (base 22.22)" in md
