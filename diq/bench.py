@@ -311,7 +311,12 @@ def main(argv=None) -> int:
     p.add_argument("--against", choices=["dattri"], help="only the side-by-side with a peer library (dattri-llm: "
                    "pip install -e '.[bench]'); each engine in its own process (diq/bench_peer.py)")
     p.add_argument("--out", default="bench.json")
+    from .bench_scale import add_parser, run_throughput
+
+    add_parser(sub)
     args = ap.parse_args(argv)
+    if args.what == "throughput":
+        return run_throughput(args, argv)
     if args.against:
         return _against(args)
     res = bench_influence(args)

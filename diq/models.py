@@ -120,7 +120,11 @@ def resolve_model(cfg: DictConfig) -> str:
 
         dest = cache_root() / "models" / f"tiny-h{cfg.tiny.hidden}-l{cfg.tiny.layers}-s{cfg.tiny.seed}"
         return str(build_tiny(dest, **cfg.tiny))
-    raise DiqError(f"unknown model.source {source!r}\n  fix: use one of hub, local, smollm2_wheel, tiny")
+    if source == "arch":
+        raise DiqError(f"model={cfg.get('name')} is an architecture with random weights, for throughput only: its scores "
+                       f"and metrics would mean nothing\n  fix: python -m diq.bench throughput --model {cfg.get('name')}; "
+                       f"for runs use {OFFLINE_MODELS}, or model=llama31_8b_instruct with Hub access")
+    raise DiqError(f"unknown model.source {source!r}\n  fix: use one of hub, local, smollm2_wheel, tiny, arch")
 
 
 def load_tokenizer(path: str):

@@ -1,0 +1,78 @@
+"""The paper-scale throughput bench (python -m diq.bench throughput): its FLOP formula against PyTorch's own FLOP
+counter, a CPU run on a small architecture with random weights, and the refusal to run the pipeline on one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from diq.bench_scale import build_arch, flops, linear_params, lora_params, synthetic
+from diq.errors import DiqError
+from diq.formatting import collate, response_token_losses
+from diq.lora import attach_lora
+
+ARCH = {"name": "small_arch", "source": "arch", "seed": 0,
+        "arch": {"hidden_size": 64, "intermediate_size": 224, "num_hidden_layers": 4, "num_attention_heads": 4,
+                 "num_key_value_heads": 2, "vocab_size": 1000, "tie_word_embeddings": False}}
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj"], "seed": 0}
+
+
+def test_flop_formula_equals_pytorch_flop_counter():
+    """Eager attention computes the full n² scores, and autograd skips the input gradient of the first layer's
+    q/k/v (its input needs none); apart from those two known terms the formula is PyTorch's count, exactly."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_arch(OmegaConf.create(ARCH), None, "float32", "cpu")
+    model.config._attn_implementation = "eager"
+    model = attach_lora(model, OmegaConf.create(LORA))
+    enc = synthetic(2, 128, 1000, 0.25)
+    with FlopCounterMode(display=False) as fc:
+        ce, _ = response_token_losses(model, collate(enc, 0))
+        ce.sum().backward()
+    (p_dec, p_head), p_lora = linear_params(model), lora_params(model)
+    h, kv, L, r = 64, 32, 4, 8
+    assert (p_dec, p_head, p_lora) == (L * (2 * h * h + 2 * h * kv + 3 * h * 224), h * 1000,
+                                       L * r * ((h + h) + 2 * (h + kv)))
+    seqs = [(len(e.input_ids), e.n_response) for e in enc]
+    mine = flops(seqs, p_dec, p_head, p_lora, h, L)
+    n = sum(s for s, _ in seqs)
+    non_causal = sum(6 * h * s * s * L for s, _ in seqs)         # eager computes the masked half too
+    layer0_input_grads = 2 * n * (h * (h + 2 * kv) + 3 * r * h)  # q/k/v base and lora_A input grads of layer 0
+    assert fc.get_total_flops() == mine + non_causal - layer0_input_grads
+
+
+def test_throughput_bench_on_cpu(tmp_path):
+    from diq.bench import main
+
+    arch = tmp_path / "small_arch.yaml"
+    OmegaConf.save(OmegaConf.create(ARCH), arch)
+    out = tmp_path / "t.json"
+    assert main(["throughput", "--model", str(arch), "--layers", "2", "--n", "4", "--seq-len", "64",
+                 "--device", "cpu", "--dtype", "float32", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["note"].startswith("random weights") and res["layers"] == 2 and res["layers_full"] == 4
+    assert res["tokens"] == 256 and res["peak_source"].startswith("measured fp32")
+    for part in ("engine", "epoch"):
+        row = res[part]
+        assert 0 < row["mfu"] < 1 and row["flops_per_s"] == pytest.approx(res["flops_total"] / row["seconds"])
+    assert res["engine_over_epoch_time"] == pytest.approx(res["engine"]["seconds"] / res["epoch"]["seconds"])
+    with pytest.raises(DiqError, match="prompt-frac"):
+        main(["throughput", "--model", str(arch), "--prompt-frac", "1.5", "--out", str(out)])
+
+
+def test_architecture_model_is_refused_by_the_pipeline_and_matches_llama31_8b():
+    from diq.models import resolve_model
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/model/llama31_8b_arch.yaml")
+    with pytest.raises(DiqError, match="throughput only"):
+        resolve_model(cfg)
+    # the widths of Llama-3.1-8B: 8.03 B parameters (built on the meta device: no memory, no weights)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    with torch.device("meta"):
+        m = LlamaForCausalLM(LlamaConfig(**OmegaConf.to_container(cfg.arch)))
+    assert round(sum(p.numel() for p in m.parameters()) / 1e9, 2) == 8.03
