@@ -270,21 +270,35 @@ def _against(args) -> int:
             "tokens": tokens}
     print(f"[bench] diq vs dattri-llm: {len(records)} samples, {tokens} tokens, {args.dtype} on {args.device}, "
           f"{spec['threads']} threads, batch_tokens {spec['batch_tokens']}", flush=True)
-    res = compare_dattri(spec)
+    res = compare_dattri(spec) if "dot" in args.peer_methods else {}
+    if "less" in args.peer_methods:
+        from .bench_peer_less import compare_dattri_less
+
+        spec.update(less_r=args.less_r, less_ckpts=args.less_ckpts, less_lr=args.less_lr)
+        res["less"] = compare_dattri_less(spec)
     from importlib import metadata
 
     res.update(machine=f"{platform.machine()} {platform.processor()}", torch=torch.__version__,
                dattri_llm_version=metadata.version("dattri-llm"), tokens=tokens,
                command="python -m diq.bench influence " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
                                                                   (("model", args.model), ("n", args.n),
-                                                                   ("max_len", args.max_len), ("dtype", args.dtype))) +
-               " --against dattri")
+                                                                   ("max_len", args.max_len), ("dtype", args.dtype),
+                                                                  ("device", args.device))) +
+               " --against dattri --peer-methods " + " ".join(args.peer_methods) +
+               (f" --less-r {args.less_r} --less-ckpts {args.less_ckpts}" if "less" in args.peer_methods else ""))
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
-    o, p_ = res["ours"], res["dattri_llm"]
-    print(f"  diq exact engine   {o['seconds']:.1f} s  {o['tokens_per_s']:.0f} tok/s  peak RSS {o['peak_rss_mb']:.0f} MB\n"
-          f"  dattri-llm TracIn  {p_['seconds']:.1f} s  {p_['tokens_per_s']:.0f} tok/s  peak RSS {p_['peak_rss_mb']:.0f} MB\n"
-          f"  agreement          Spearman {res['agreement']['spearman']:.6f}, max |Δ|/scale "
-          f"{res['agreement']['max_abs_err_over_scale']:.2e}, top-10 % overlap {res['agreement']['top10_overlap']:.2f}")
+    for label, r in (("Dot (TracIn)", res), ("LESS", res.get("less"))):
+        if not r or "ours" not in r:
+            continue
+        o, p_, a = r["ours"], r["dattri_llm"], r["agreement"]
+        print(f"  {label}: diq {o['seconds']:.1f} s ({o['tokens_per_s']:.0f} tok/s, peak RSS {o['peak_rss_mb']:.0f} MB)"
+              f" vs dattri-llm {p_['seconds']:.1f} s ({p_['tokens_per_s']:.0f} tok/s, {p_['peak_rss_mb']:.0f} MB); "
+              f"Spearman {a['spearman']:.6f}, max |Δ|/scale {a['max_abs_err_over_scale']:.2e}, "
+              f"top-10 % overlap {a['top10_overlap']:.2f}")
+        if "agreement_same_adam_convention" in r:
+            a = r["agreement_same_adam_convention"]
+            print(f"  LESS, same Adam convention as dattri-llm: Spearman {a['spearman']:.6f}, max |Δ|/scale "
+                  f"{a['max_abs_err_over_scale']:.2e}")
     print(f"wrote {args.out}")
     return 0
 
@@ -310,6 +324,11 @@ def main(argv=None) -> int:
     p.add_argument("--skip-selection", action="store_true")
     p.add_argument("--against", choices=["dattri"], help="only the side-by-side with a peer library (dattri-llm: "
                    "pip install -e '.[bench]'); each engine in its own process (diq/bench_peer.py)")
+    p.add_argument("--peer-methods", nargs="+", default=["dot", "less"], choices=["dot", "less"],
+                   help="with --against: Dot (TracInAttributor) and/or LESS (LESSAttributor)")
+    p.add_argument("--less-r", type=int, default=128, help="LESS adapter rank for the side by side (LESS: 128)")
+    p.add_argument("--less-ckpts", type=int, default=2, help="warm-up checkpoints shared by both LESS engines")
+    p.add_argument("--less-lr", type=float, default=2e-5, help="warm-up AdamW lr (LESS: 2e-5)")
     p.add_argument("--out", default="bench.json")
     from .bench_scale import add_parser, run_throughput
 

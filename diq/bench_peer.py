@@ -39,7 +39,14 @@ def _setup(spec: dict):
         {"name": "pubmedqa", "kind": "pubmedqa_pqal_train"}]}), 0)
     pool_enc = [encode(tok, r, spec["max_len"]) for r in records]
     val_enc = [encode(tok, r, spec["max_len"]) for r in val]
-    model = _model(path, seed=0, dtype=spec["dtype"], device=spec["device"])
+    if spec.get("lora"):  # LESS's adapter (r, alpha, q/k/v/o) instead of the Dot bench's r = 8 on q/k/v
+        from .lora import attach_lora
+        from .models import load_model
+
+        model = attach_lora(load_model(path, dtype=spec["dtype"], device=spec["device"]),
+                            OmegaConf.create(spec["lora"])).eval()
+    else:
+        model = _model(path, seed=0, dtype=spec["dtype"], device=spec["device"])
     return tok, model, pool_enc, val_enc
 
 
@@ -120,19 +127,21 @@ def run_dattri(spec: dict) -> dict:
     return {"scores": dots.tolist(), "seconds": seconds, "store_mb": store_mb, **_peak(dev)}
 
 
-def _child(fn_name: str, spec: dict, q) -> None:
+def _child(fn_name: str, spec: dict, q, module: str = __name__) -> None:
     try:
-        q.put(globals()[fn_name](spec))
+        import importlib
+
+        q.put(getattr(importlib.import_module(module), fn_name)(spec))
     except Exception as e:  # noqa: BLE001 - reported by the parent
         import traceback
 
         q.put({"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-3000:]})
 
 
-def _spawned(fn_name: str, spec: dict) -> dict:
+def _spawned(fn_name: str, spec: dict, module: str = __name__) -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(fn_name, spec, q))
+    p = ctx.Process(target=_child, args=(fn_name, spec, q, module))
     p.start()
     res = q.get()
     p.join()

@@ -85,11 +85,16 @@ def merge_shards(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------------------------------------- LESS
 def adam_features(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, beta1: float = 0.9, beta2: float = 0.999,
-                  eps: float = 1e-8) -> torch.Tensor:
-    """LESS's Adam-preconditioned per-sample feature (no bias correction): m'/√(v'+ε)."""
+                  eps: float = 1e-8, step: float | None = None) -> torch.Tensor:
+    """LESS's Adam-preconditioned per-sample feature (no bias correction): m'/√(v'+ε). With ``step`` (the
+    optimizer's step count before this update): torch's Adam update instead, m̂/(√v̂+ε) with bias corrections —
+    the convention of dattri-llm's ``precondition`` (used by the side-by-side bench to separate conventions)."""
     m2 = beta1 * m + (1 - beta1) * g
     v2 = beta2 * v + (1 - beta2) * g * g
-    return m2 / torch.sqrt(v2 + eps)
+    if step is None:
+        return m2 / torch.sqrt(v2 + eps)
+    t = step + 1
+    return (m2 / (1 - beta1 ** t)) / (torch.sqrt(v2 / (1 - beta2 ** t)) + eps)
 
 
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:
@@ -110,14 +115,20 @@ def less_features(model, encoded, pad_id, batch_tokens: int, proj_dim: int, proj
                   adam_state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, desc: str,
                   projection: str = "sjlt", proj_nnz: int = 1) -> torch.Tensor:
     """[N, proj_dim] L2-normalised features: Adam-preconditioned when ``adam_state`` (module → (m, v)) is given
-    (training side), plain gradients otherwise (validation side)."""
+    (training side), plain gradients otherwise (validation side). ``proj_dim=None``: the exact [N, d] features."""
     cap = GradientCapture(model)
-    proj = make_projector(projection, cap.names, cap.dims, proj_dim, seed=proj_seed, nnz=proj_nnz,
-                          device=next(p for p in model.parameters() if p.requires_grad).device)
-    out = torch.zeros(len(encoded), proj_dim)
+    if proj_dim:
+        proj = make_projector(projection, cap.names, cap.dims, proj_dim, seed=proj_seed, nnz=proj_nnz,
+                              device=next(p for p in model.parameters() if p.requires_grad).device)
+    else:
+        def proj(grads):
+            return torch.cat([grads[n] for n in cap.names], 1)
+    out = torch.zeros(len(encoded), proj_dim or sum(cap.dims.values()))
     for gb in iter_per_sample_grads(model, encoded, pad_id, batch_tokens, desc=desc):
         grads = gb.grads
         if adam_state is not None:
-            grads = {n: adam_features(g, *[s.reshape(1, -1).to(g) for s in adam_state[n]]) for n, g in grads.items()}
+            grads = {n: adam_features(g, *[s.reshape(1, -1).to(g) for s in adam_state[n][:2]],
+                                      step=adam_state[n][2] if len(adam_state[n]) > 2 else None)
+                     for n, g in grads.items()}
         out[gb.index] = l2_normalize(proj(grads)).cpu()
     return out

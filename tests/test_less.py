@@ -69,3 +69,21 @@ def test_sparse_jl_preserves_inner_products_at_o_d_cost():
     assert int((out != 0).sum()) == 4 and torch.allclose(out.abs()[out != 0], torch.full((4,), 0.5))
     with pytest.raises(DiqError, match="divide"):
         SparseJLProjector(list(dims), dims, 4096, nnz=3)
+
+
+def test_adam_features_torch_convention_is_torch_adams_own_update():
+    """With ``step``, the feature is exactly the direction torch's Adam moves a parameter (lr = 1, one sample);
+    without it, LESS's m'/√(v'+ε), which differs from it by more than a global scale."""
+    gen = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(50, generator=gen))
+    m, v = torch.randn(50, generator=gen) * 1e-3, torch.rand(50, generator=gen) * 1e-6
+    g = torch.randn(50, generator=gen) * 1e-3
+    opt = torch.optim.Adam([p], lr=1.0, eps=1e-8)
+    opt.state[p] = {"step": torch.tensor(7.0), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+    before = p.detach().clone()
+    p.grad = g.clone()
+    opt.step()
+    torch.testing.assert_close(adam_features(g, m, v, step=7.0), before - p.detach(), rtol=1e-5, atol=1e-7)
+    less = adam_features(g, m, v)
+    ratio = less / adam_features(g, m, v, step=7.0)
+    assert float(ratio.std() / ratio.mean().abs()) > 1e-3  # ε inside the root: not a pure rescaling

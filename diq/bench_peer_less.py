@@ -1,0 +1,181 @@
+"""LESS side by side with dattri-llm's ``LESSAttributor`` (``python -m diq.bench influence --against dattri``).
+
+Both get the same warm-up checkpoints: a short AdamW warm-up of LESS's adapter (``scoring.less.lora``: r, alpha,
+q/k/v/o; rank from ``--less-r``) over the same samples, made once in the parent process (not timed), each
+checkpoint saving the adapter, the Adam moments and the step. Then, each in its own process:
+
+* ours: ``diq.influence.less_features`` (Adam-preconditioned train features, raw validation gradients, both
+  L2-normalised) with the projection off (exact), combined by ``less_combine`` with the checkpoints' learning rates;
+* dattri-llm: per checkpoint, a ``HookManager`` with factorized ``linear_io`` hooks on the LoRA A/B layers, handed
+  an ``AdamW`` rebuilt with that checkpoint's state (its preconditioned capture), ``OffloadCallback`` per-sample
+  around the same forward/backward batches, then ``LESSAttributor.attribute_from_cache`` (unit-normalised train and
+  test rows, no projection); the per-checkpoint matrices summed with the same weights, then the mean over the
+  validation items (one validation task) as in ``less_combine``.
+
+The two preconditioners differ in one known way: LESS's code (and ours) uses m'/√(v'+ε) without bias correction;
+dattri-llm uses torch's Adam update m̂/(√v̂+ε) with bias correction. The bias corrections are one scale for every
+coordinate (cancelled by the cosine); the ε placement is not, so agreement is reported, not assumed — twice:
+``agreement`` (ours as the pipeline runs it) and ``agreement_same_adam_convention`` (our features recomputed with
+torch's convention, untimed), which isolates the engines from the convention.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_checkpoints(spec: dict, out: Path) -> list[dict]:
+    import torch
+
+    from .bench_peer import _setup
+    from .formatting import collate, per_sample_mean_loss
+
+    tok, model, pool_enc, _ = _setup(spec)
+    model.train()
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt = torch.optim.AdamW(list(params.values()), lr=spec["less_lr"], weight_decay=0.0)
+    dev = spec["device"]
+    ckpts = []
+    for c in range(spec["less_ckpts"]):
+        for s in range(0, len(pool_enc), 4):
+            b = {k: v.to(dev) for k, v in collate(pool_enc[s: s + 4], tok.pad_token_id).items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            per_sample_mean_loss(logits, b["labels"]).mean().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        st = {n: opt.state[p] for n, p in params.items()}
+        path = out / f"ckpt-{c}.pt"
+        torch.save({"lora": {n: p.detach().cpu().clone() for n, p in params.items()},
+                    "adam": {n: (st[n]["exp_avg"].cpu().clone(), st[n]["exp_avg_sq"].cpu().clone(),
+                                 float(st[n]["step"])) for n in params},
+                    "lr": spec["less_lr"]}, path)
+        ckpts.append({"path": str(path), "lr": spec["less_lr"]})
+    model.eval()
+    return ckpts
+
+
+def _load(model, ck: dict) -> None:
+    params = dict(model.named_parameters())
+    with __import__("torch").no_grad():
+        for n, v in ck["lora"].items():
+            params[n].copy_(v.to(params[n]))
+
+
+def run_diq_less(spec: dict) -> dict:
+    import torch
+
+    from .bench_peer import _peak, _setup, _sync
+    from .influence import less_combine, less_features
+
+    tok, model, pool_enc, val_enc = _setup(spec)
+    dev, bt = spec["device"], spec["batch_tokens"]
+
+    def scores(torch_style: bool):
+        tf, vf, w = [], [], []
+        for c in spec["checkpoints"]:
+            ck = torch.load(c["path"], weights_only=True)
+            _load(model, ck)
+            adam = {n.removesuffix(".weight"): (m.reshape(-1), v.reshape(-1)) + ((s,) if torch_style else ())
+                    for n, (m, v, s) in ck["adam"].items()}
+            tf.append(less_features(model, pool_enc, tok.pad_token_id, bt, None, 0, adam, desc="LESS train (diq)"))
+            vf.append(less_features(model, val_enc, tok.pad_token_id, bt, None, 0, None, desc="LESS val (diq)"))
+            w.append(c["lr"])
+        return np.asarray(less_combine(tf, vf, w, ["pubmedqa"] * len(val_enc)), float).tolist()
+
+    _sync(dev)
+    t = time.perf_counter()
+    out = scores(False)  # timed: LESS's convention, the one the pipeline uses
+    _sync(dev)
+    seconds = time.perf_counter() - t
+    return {"scores": out, "scores_torch_adam": scores(True), "seconds": seconds, **_peak(dev)}
+
+
+def run_dattri_less(spec: dict) -> dict:
+    import torch
+    from dattri_llm import (AttributionArguments, GradientStorageManager, HookManager, HookManagerConfig,
+                            LESSAttributor, OffloadCallback)
+
+    from .bench_peer import _peak, _setup, _sync
+    from .formatting import collate, per_sample_mean_loss
+    from .gradients import token_budget_batches
+
+    tok, model, pool_enc, val_enc = _setup(spec)
+    dev, bt = spec["device"], spec["batch_tokens"]
+    cfg = HookManagerConfig(linear_io=[r"lora_A\.default$", r"lora_B\.default$"])
+    tmp = tempfile.mkdtemp(prefix="diq-dattri-less-")
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+    def collect(encs, where: str, optimizer=None) -> None:
+        store = GradientStorageManager(where)
+        hm = HookManager(model, config=cfg, optimizer=optimizer,
+                         callbacks=[OffloadCallback(offload_interval=1, file_manager=store,
+                                                    recording_type="per_sample")])
+        with hm.collect():
+            for batch in token_budget_batches([len(e.input_ids) for e in encs], bt):
+                b = {k: v.to(dev) for k, v in collate([encs[i] for i in batch], tok.pad_token_id).items()}
+                model.zero_grad(set_to_none=True)
+                logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+                per_sample_mean_loss(logits, b["labels"]).sum().backward()
+        hm.remove()
+
+    _sync(dev)
+    t = time.perf_counter()
+    total = None
+    for i, c in enumerate(spec["checkpoints"]):
+        ck = torch.load(c["path"], weights_only=True)
+        _load(model, ck)
+        opt = torch.optim.AdamW(list(params.values()), lr=c["lr"], weight_decay=0.0)
+        for n, p in params.items():
+            m, v, step = ck["adam"][n]
+            opt.state[p] = {"step": torch.tensor(step), "exp_avg": m.to(p), "exp_avg_sq": v.to(p)}
+        collect(pool_enc, f"{tmp}/train{i}", optimizer=opt)
+        collect(val_enc, f"{tmp}/test{i}")
+        score = LESSAttributor(AttributionArguments(output_dir=f"{tmp}/scores{i}", seed=0)).attribute_from_cache(
+            f"{tmp}/train{i}", f"{tmp}/test{i}")
+        _, mat = score.agnostic_matrix()
+        mat = mat.double().cpu().numpy() if isinstance(mat, torch.Tensor) else np.asarray(mat, float)
+        total = c["lr"] * mat if total is None else total + c["lr"] * mat
+    _sync(dev)
+    seconds = time.perf_counter() - t
+    order = [i for b in token_budget_batches([len(e.input_ids) for e in pool_enc], bt) for i in b]
+    scores = np.empty(len(pool_enc))
+    scores[order] = total.mean(1)
+    store_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"scores": scores.tolist(), "seconds": seconds, "store_mb": store_mb, **_peak(dev)}
+
+
+def compare_dattri_less(spec: dict) -> dict:
+    from omegaconf import OmegaConf
+    from scipy.stats import spearmanr
+
+    from .bench import CONF, overlap
+    from .bench_peer import _spawned
+
+    lora = OmegaConf.to_container(OmegaConf.load(CONF / "scoring" / "default.yaml").less.lora)
+    lora.update(r=spec["less_r"], alpha=4 * spec["less_r"], dropout=0.0, seed=0)  # LESS: alpha = 4 r
+    spec = {**spec, "lora": lora}
+    with tempfile.TemporaryDirectory(prefix="diq-less-ckpt-") as td:
+        spec["checkpoints"] = make_checkpoints(spec, Path(td))
+        ours = _spawned("run_diq_less", spec, module=__name__)
+        peer = _spawned("run_dattri_less", spec, module=__name__)
+    a, a_t, b = np.asarray(ours.pop("scores")), np.asarray(ours.pop("scores_torch_adam")), np.asarray(peer.pop("scores"))
+    for r in (ours, peer):
+        r["tokens_per_s"] = spec["tokens"] / r["seconds"]
+
+    def agree(x, y):
+        return {"spearman": float(spearmanr(x, y).statistic),
+                "max_abs_err_over_scale": float(np.abs(x - y).max() / np.abs(x).max()), "top10_overlap": overlap(x, y, 0.10)}
+
+    return {"ours": ours, "dattri_llm": peer, "dattri_over_ours_time": peer["seconds"] / ours["seconds"],
+            "agreement": agree(a, b), "agreement_same_adam_convention": agree(a_t, b),
+            "setup": {"lora": lora, "checkpoints": spec["less_ckpts"], "warmup_lr": spec["less_lr"],
+                      "projection": "off (exact features) on both sides",
+                      "preconditioner": "ours: m'/sqrt(v'+eps), no bias correction (LESS's code); dattri-llm: "
+                                        "torch Adam update with bias correction"}}
