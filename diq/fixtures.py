@@ -17,6 +17,8 @@ Schemas (field names, splits and answer encodings as on the Hub):
 - ``TIGER-Lab/MMLU-Pro`` test/validation: question_id, question, options (list, up to 10), answer (letter),
   answer_index, cot_content, category, src
 - ``cais/mmlu`` ``<subject>`` test/validation/dev: question, subject, choices (4), answer (int)
+- ``trl-lib/ultrafeedback_binarized`` train/test: chosen, rejected (conversations: lists of {content, role}, the
+  user turn first), score_chosen, score_rejected (floats)
 - HuatuoGPT-o1's evaluation bundle (one JSON object keyed by source; items question, options {A: ..}, answer_idx,
   answer): ``bundle/eval_data.json``
 """
@@ -188,6 +190,18 @@ def bundle(n: int) -> dict:
     return out
 
 
+def ultrafeedback(split: str, n: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        q, opts, pos = _item(i, 4, f"ultrafeedback:{split}")
+        user = {"content": f"{q} Answer in one sentence.", "role": "user"}
+        wrong = opts[(pos + 1) % len(opts)]
+        rows.append({"chosen": [user, {"content": f"The answer is {opts[pos]}.", "role": "assistant"}],
+                     "rejected": [user, {"content": f"I think it is {wrong}.", "role": "assistant"}],
+                     "score_chosen": 8.0, "score_rejected": float(2 + i % 4)})
+    return rows
+
+
 MMLU_SUBJECTS = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
                  "professional_medicine")
 
@@ -206,6 +220,8 @@ def write_all(out: Path, n: int = 60) -> list[Path]:
         put(f"bigbio/pubmed_qa/pubmed_qa_labeled_fold0_source/{split}.jsonl", pubmedqa(split, 12))
     for split in ("test", "validation"):
         put(f"TIGER-Lab/MMLU-Pro/_/{split}.jsonl", mmlu_pro(split, 20 if split == "validation" else 24))
+    for split in ("train", "test"):
+        put(f"trl-lib/ultrafeedback_binarized/_/{split}.jsonl", ultrafeedback(split, 40 if split == "train" else 8))
     for subject in MMLU_SUBJECTS:
         for split, k in (("test", 12), ("validation", 4), ("dev", 5)):
             put(f"cais/mmlu/{subject}/{split}.jsonl", mmlu(subject, split, k))

@@ -30,14 +30,14 @@ def resolve_path(path: str) -> Path:
     return Path(os.path.expanduser(path))
 
 
-def _read_local(path: Path, records_key: str | None) -> list[dict]:
+def _read_local(path: Path, records_key: str | None, key: str = "pool", alt: str = "") -> list[dict]:
     if not path.exists():
         raise DiqError(
-            f"pool file not found: {path}\n  fix: set pool.path to an existing .json/.jsonl/.parquet/.csv file "
-            f"(or pool=medical_o1_demo for the bundled 198 records)"
+            f"{key} file not found: {path}\n  fix: set {key}.path to an existing .json/.jsonl/.parquet/.csv file "
+            f"{alt or '(or pool=medical_o1_demo for the bundled 198 records)'}"
         )
     if path.is_dir():
-        raise DiqError(f"pool.path={path} is a directory\n  fix: point pool.path at one .json/.jsonl/.parquet/.csv file")
+        raise DiqError(f"{key}.path={path} is a directory\n  fix: point {key}.path at one .json/.jsonl/.parquet/.csv file")
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl", ".csv"):
         try:
@@ -71,12 +71,12 @@ def _read_local(path: Path, records_key: str | None) -> list[dict]:
                            f"  fix: repair the file, or save it as JSON Lines (.jsonl)") from None
         if records_key:
             if not isinstance(data, dict) or records_key not in data:
-                raise DiqError(f"{path}: pool.records_key={records_key!r} not found at the top level")
+                raise DiqError(f"{path}: {key}.records_key={records_key!r} not found at the top level")
             data = data[records_key]
         if isinstance(data, dict):  # keyed by id, e.g. PubMedQA {pmid: record}
             lists = [k for k, v in data.items() if isinstance(v, list)]
             if not all(isinstance(v, dict) for v in data.values()):
-                hint = f"pool.records_key={lists[0]}" if lists else "a list of records"
+                hint = f"{key}.records_key={lists[0]}" if lists else "a list of records"
                 raise DiqError(f"{path}: a JSON object whose values are not all records (keys: "
                                f"{', '.join(list(data)[:6])})\n  fix: use {hint}, or an object keyed by id")
             return [{"__key__": k, **v} for k, v in data.items()]
@@ -97,7 +97,7 @@ def _read_local(path: Path, records_key: str | None) -> list[dict]:
             raise DiqError(f"{path}: cannot read this {suffix} file ({type(e).__name__}: {str(e)[:160]})\n"
                            f"  fix: check that the file is complete and really {suffix}") from None
         return df.to_dict(orient="records")
-    raise DiqError(f"{path}: unsupported pool file type {suffix!r}; use .json, .jsonl, .parquet or .csv")
+    raise DiqError(f"{path}: unsupported {key} file type {suffix!r}; use .json, .jsonl, .parquet or .csv")
 
 
 def _read_hub(cfg: DictConfig) -> list[dict]:

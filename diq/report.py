@@ -133,7 +133,10 @@ def _strategy_label(r: dict) -> str:
         s += f":{sel['perspective']}"
     if s == "quadrant" and sel.get("quadrant"):
         s += f":{sel['quadrant']}"
-    return "base model" if s == "none" else s
+    s = "base model" if s == "none" else s
+    if r.get("dpo") or ((r.get("config") or {}).get("dpo") or {}).get("enabled"):
+        s += " + DPO"
+    return s
 
 
 def context(r: dict) -> dict:

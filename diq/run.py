@@ -26,7 +26,7 @@ from .record import git_info, versions
 from .selection import get_strategy
 from .tracking import Tracker
 
-STAGES = ("score", "select", "train", "eval")
+STAGES = ("score", "select", "train", "dpo", "eval")
 RESULT_KEYS = ("pool", "model", "selection", "budget", "train", "eval", "scoring", "seed")
 
 
@@ -115,6 +115,13 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
     if cfg.get("hub_fixtures"):
         rec["hub_fixtures"] = str(cfg.hub_fixtures)
 
+    pref = None
+    if cfg.dpo.get("enabled"):  # the preference pairs are read and checked before any compute
+        from .preference import load_preference
+
+        pref = load_preference(cfg.preference)
+        rec["preference"] = pref[2]
+
     # -- pool and budget
     records = load_pool(cfg.pool)
     origins = None
@@ -169,18 +176,51 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
     if cfg.stop_after == "score":
         return rec
 
-    # -- the base model: no scoring, no training, only its evaluation
+    # -- the base model: no scoring, no training, only its evaluation (after DPO, with dpo=trl)
     if base_only:
         rec.update(n_selected=0, selection_hash=None)
         adapter, stage_key = None, None
-        if cfg.stop_after != "eval":
+        if cfg.stop_after in ("select", "train"):
             return rec
     else:
         adapter, stage_key = _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache, origins)
         if adapter is None:
             return rec
-    _evaluate(cfg, tracker, rec, adapter, stage_key, cache)
+    eval_model = None
+    if pref is not None:
+        adapter, stage_key, eval_model = _dpo(cfg, tracker, rec, adapter, stage_key, cache, pref)
+    if cfg.stop_after == "dpo":
+        return rec
+    _evaluate(cfg, tracker, rec, adapter, stage_key, cache, eval_model)
     return rec
+
+
+def _dpo(cfg, tracker, rec, adapter, stage_key, cache, pref):
+    """DPO after SFT (diq/dpo.py), cached by the SFT stage key, the DPO config and the preference data."""
+    pairs, held, info = pref
+    t = time.time()
+    stage = StageDir(cache, "dpo", {"model": rec["model_path"], "sft": stage_key,
+                                    "dpo": OmegaConf.to_container(cfg.dpo, resolve=True),
+                                    "preference": info["hash"], "heldout": info["heldout_hash"]})
+    with stage.lock():
+        if stage.done:
+            res = stage.meta()["result"]
+            print(f"[diq] dpo: reusing {stage.path}", flush=True)
+        else:
+            from .dpo import run_dpo
+
+            stage.begin()
+            off = int((rec.get("train") or {}).get("steps") or 0)  # W&B steps keep rising after SFT's
+            res = run_dpo(rec["model_path"], adapter, pairs, held, cfg.dpo, stage.path,
+                          on_log=lambda d, step: tracker.log(d, step=off + step))
+            stage.finish({"result": res})
+    rec["dpo"] = {k: v for k, v in res.items() if k != "log_history"} | {"cache": str(stage.path)}
+    rec["seconds"]["dpo"] = time.time() - t
+    rec["seconds_computed"]["dpo"] = float(res.get("seconds") or rec["seconds"]["dpo"])
+    hb, ha = res["heldout_before"], res["heldout_after"]
+    tracker.summary({"dpo/steps": res["steps"], "dpo/final_loss": res["final_loss"],
+                     "dpo/heldout_margin_before": hb["margin"], "dpo/heldout_margin_after": ha["margin"]})
+    return res["adapter"], stage.key, res["model"]
 
 
 def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cache, origins=None):
@@ -258,10 +298,11 @@ def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cac
     return train_info["adapter"], stage.key
 
 
-def _evaluate(cfg, tracker, rec, adapter, stage_key, cache):
-    """Evaluation, cached by the adapter's stage key (None = the base model) and the eval config."""
+def _evaluate(cfg, tracker, rec, adapter, stage_key, cache, model_path=None):
+    """Evaluation, cached by the adapter's stage key (None = the base model) and the eval config. ``model_path``:
+    a full model to evaluate instead of the run's (DPO's stack mode saves one)."""
     seconds, computed = rec["seconds"], rec["seconds_computed"]
-    model_path = rec["model_path"]
+    model_path = model_path or rec["model_path"]
     t = time.time()
     ev_stage = StageDir(cache, "eval", {"evaluate_version": 2,  # 2: answer-rule and letter statistics per item
                                         "model": model_path, "adapter": stage_key,
@@ -296,6 +337,14 @@ def summary_text(rec: dict) -> str:
     if rec.get("train"):
         tr = rec["train"]
         lines.append(f"  train: {tr['steps']} steps, loss {tr['mean_loss_first_step']:.4f} → {tr['final_loss']:.4f}")
+    if rec.get("dpo"):
+        d, hb, ha = rec["dpo"], rec["dpo"]["heldout_before"], rec["dpo"]["heldout_after"]
+        lines.append(f"  dpo: {d['steps']} steps on {d['n_pairs_used']} pairs, loss {d['first_loss']:.4f} → "
+                     f"{d['final_loss']:.4f}; held-out margin {hb['margin']:.3f} → {ha['margin']:.3f} (n={ha['n']})"
+                     if hb["n"] else f"  dpo: {d['steps']} steps on {d['n_pairs_used']} pairs (no held-out pairs)")
+        if d.get("n_dropped_prompt_too_long"):
+            lines.append(f"  WARNING: {d['n_dropped_prompt_too_long']} preference pairs dropped: prompt longer than "
+                         f"dpo.max_length")
     for name, v in (rec.get("metrics") or {}).items():
         t = rec["eval"]["tasks"][name]
         lines.append(f"  eval {name:<28} {t['metric']:<22} {v:.4f}  (n={t['n']}, category {t['category']})")

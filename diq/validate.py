@@ -82,6 +82,20 @@ def validate(cfg: DictConfig) -> None:
         _int(nnz, f"scoring.{key}.proj_nnz", 1, fix="nonzeros per coordinate of the sparse JL, e.g. 1 or 4")
         if kind == "sjlt" and k is not None and int(k) % int(nnz):
             raise DiqError(f"scoring.{key}.proj_nnz={nnz} does not divide proj_dim={k}\n  fix: a divisor, e.g. 1")
+    d = cfg.get("dpo") or {}
+    if d.get("enabled"):
+        if d.adapter not in ("continue", "stack"):
+            raise DiqError(f"dpo.adapter={d.adapter!r}\n  fix: continue (keep training the SFT LoRA) or stack (new LoRA)")
+        _num(d.beta, "dpo.beta", 1e-6, 100.0, "the DPO temperature, e.g. 0.1")
+        _num(d.lr, "dpo.lr", 1e-12, 1.0, "a learning rate such as 5e-6")
+        _num(d.epochs, "dpo.epochs", 1e-6, 1000.0, "epochs over the preference pairs, e.g. 1")
+        for key in ("per_device_batch", "grad_accum"):
+            _int(d[key], f"dpo.{key}", 1, fix="a positive integer")
+        _int(d.max_length, "dpo.max_length", 16, fix="tokens per prompt + response, e.g. 1024")
+        p = cfg.preference
+        _int(p.get("holdout") or 0, "preference.holdout", 0, fix="held-out pairs for the margin, e.g. 50")
+        if p.get("limit") is not None:
+            _int(p.limit, "preference.limit", 1, fix="at most N training pairs, or null for all")
     tr = cfg.train
     _int(tr.epochs, "train.epochs", 1, fix="train.epochs ≥ 1; to evaluate the untuned model use selection=none")
     _num(tr.lr, "train.lr", 1e-12, 1.0, "a learning rate such as 1e-4")
