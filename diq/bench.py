@@ -16,6 +16,7 @@ import gc
 import json
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -330,12 +331,19 @@ def main(argv=None) -> int:
     p.add_argument("--less-ckpts", type=int, default=2, help="warm-up checkpoints shared by both LESS engines")
     p.add_argument("--less-lr", type=float, default=2e-5, help="warm-up AdamW lr (LESS: 2e-5)")
     p.add_argument("--out", default="bench.json")
-    from .bench_scale import add_parser, run_throughput
+    from .bench_scale import add_parser, add_projection_parser, bench_projection, run_throughput
 
     add_parser(sub)
+    add_projection_parser(sub)
     args = ap.parse_args(argv)
     if args.what == "throughput":
         return run_throughput(args, argv)
+    if args.what == "projection":
+        res = bench_projection(args.models, args.k, args.batch, args.dense_modules)
+        res["command"] = "python -m diq.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     if args.against:
         return _against(args)
     res = bench_influence(args)

@@ -30,9 +30,17 @@ STAGES = ("score", "select", "train", "dpo", "eval")
 RESULT_KEYS = ("pool", "model", "selection", "budget", "train", "eval", "scoring", "seed")
 
 
+def _with_dpo(c: dict, d: dict) -> dict:
+    """The DPO stage and its preference data are part of a result only when the stage runs (so hashes of SFT-only
+    runs are what they were before the stage existed)."""
+    if (c.get("dpo") or {}).get("enabled"):
+        d.update(dpo=c["dpo"], preference=c.get("preference"))
+    return d
+
+
 def config_hash(cfg: DictConfig) -> str:
     c = OmegaConf.to_container(cfg, resolve=True)
-    return sha256_obj({k: c.get(k) for k in RESULT_KEYS})
+    return sha256_obj(_with_dpo(c, {k: c.get(k) for k in RESULT_KEYS}))
 
 
 def cell_hash(cfg: DictConfig) -> str:
@@ -42,8 +50,8 @@ def cell_hash(cfg: DictConfig) -> str:
     c["seed"] = 0
     c = OmegaConf.to_container(OmegaConf.create(c), resolve=True)
     if c["selection"]["name"] == "none":  # the base model's row depends on the model and the evaluation only
-        return sha256_obj({"selection": "none", "model": c.get("model"), "eval": c.get("eval")})
-    return sha256_obj({k: c.get(k) for k in RESULT_KEYS if k != "seed"})
+        return sha256_obj(_with_dpo(c, {"selection": "none", "model": c.get("model"), "eval": c.get("eval")}))
+    return sha256_obj(_with_dpo(c, {k: c.get(k) for k in RESULT_KEYS if k != "seed"}))
 
 
 NOT_A_CELL_KEY = ("seed", "experiment", "debug", "cache_dir", "logger", "hydra", "hub_fixtures", "stop_after")

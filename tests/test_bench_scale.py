@@ -76,3 +76,14 @@ def test_architecture_model_is_refused_by_the_pipeline_and_matches_llama31_8b():
     with torch.device("meta"):
         m = LlamaForCausalLM(LlamaConfig(**OmegaConf.to_container(cfg.arch)))
     assert round(sum(p.numel() for p in m.parameters()) / 1e9, 2) == 8.03
+
+
+def test_projection_bench_reports_sparse_and_dense(tmp_path, tiny_path):
+    from diq.bench import main
+
+    out = tmp_path / "p.json"
+    assert main(["projection", "--models", "tiny", "--k", "1024", "--dense-modules", "2", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["d"] == 114688 and row["lora_modules"] == 16 and row["rademacher_extrapolated"]
+    assert row["sjlt_seconds_per_batch"] > 0 and row["speedup"] == pytest.approx(
+        row["rademacher_seconds_per_batch"] / row["sjlt_seconds_per_batch"])

@@ -110,3 +110,32 @@ def test_bundled_pairs_differ_only_in_the_final_answer():
 
     test_ids = {d["id"] for d in mcq.pubmedqa_split("test")}
     assert not {p["id"].removeprefix("pref:") for p in pairs} & test_ids  # never the evaluation's test items
+
+
+def test_dpo_table_grid_in_debug_shows_sft_and_sft_plus_dpo_rows(tmp_path, cache_dir):
+    """`python -m diq.run experiment=dpo_table debug=tiny`: {full, DIQ 1 %, random 1 %} × {SFT, SFT + DPO} on the
+    tiny model and the hub fixtures, with its table written by the sweep-end callback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DIQ_RESULTS_DIR": str(tmp_path / "results"), "DIQ_CACHE_DIR": str(cache_dir),
+           "WANDB_MODE": "disabled"}
+    p = subprocess.run([sys.executable, "-m", "diq.run", "experiment=dpo_table", "debug=tiny",
+                        f"hydra.sweep.dir={tmp_path}/multirun"], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "6 cell(s) complete, 0 failed" in p.stdout + p.stderr
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "results" / "dpo_table.csv")
+    assert sorted(df["strategy"]) == ["diq", "diq + DPO", "full", "full + DPO", "random", "random + DPO"]
+    assert set(df["budget"]) == {"full", "p1"} and (df["set_aside_duplicates"] == 0).all()
+    md = (tmp_path / "results" / "dpo_table.md").read_text()
+    assert "| full + DPO" in md.replace("  ", " ") or "full + DPO" in md
+    recs = [json.loads(f.read_text()) for f in (tmp_path / "multirun").glob("*/record.json")]
+    with_dpo = [r for r in recs if r.get("dpo")]
+    assert len(with_dpo) == 3 and all(r["dpo"]["steps"] > 0 and r["dpo"]["heldout_before"]["n"] == 8
+                                      for r in with_dpo)
