@@ -5,12 +5,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.diq-installed
 
-.PHONY: help setup demo test test-fast results check-results clean-cache
+.PHONY: help setup demo test test-fast lint results check-results clean-cache
 
 help:
 	@echo "make demo           set up .venv, build SmolLM2 offline, run experiment=demo (DIQ 10 %)"
 	@echo "make test           the whole test suite (what CI runs)"
 	@echo "make test-fast      the tests not marked slow"
+	@echo "make lint           ruff (pyflakes, pycodestyle errors, import order, bugbear; pyproject [tool.ruff])"
 	@echo "make results        rebuild results/demo.* from the demo runs under runs/ (after make demo)"
 	@echo "make check-results  every committed results/*.md matches its CSV"
 	@echo "make clean-cache    remove .diq_cache (models, scores, adapters, evaluations)"
@@ -35,10 +36,16 @@ test: setup
 test-fast: setup
 	WANDB_MODE=disabled $(PY) -m pytest -q -m "not slow" tests
 
+lint: setup
+	$(VENV)/bin/ruff check diq tests hydra_plugins
+
 results: setup
 	$(PY) -m diq.report --records runs/demo runs/demo_random --table demo
 
-check-results: setup
+check-lint: setup
+	$(VENV)/bin/ruff check diq tests hydra_plugins
+
+results: setup
 	$(PY) -m diq.report --check
 
 clean-cache:

@@ -7,13 +7,13 @@ process never leaves a file that looks complete. A stage directory counts as com
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
-import fcntl
-from contextlib import contextmanager
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 

@@ -144,9 +144,9 @@ def train_epoch_time(path, tok, records, max_len, dtype, device) -> float:
 
 
 def selection_at_scale(n: int = 1_000_000) -> dict:
-    from .quadrants import select
-
     import tracemalloc
+
+    from .quadrants import select
 
     rng = np.random.default_rng(0)
     ids = np.char.add("s", np.arange(n).astype(str))

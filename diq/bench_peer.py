@@ -83,8 +83,14 @@ def run_diq(spec: dict) -> dict:
 
 def run_dattri(spec: dict) -> dict:
     import torch
-    from dattri_llm import (AttributionArguments, GradientStorageManager, HookManager, HookManagerConfig,
-                            OffloadCallback, TracInAttributor)
+    from dattri_llm import (
+        AttributionArguments,
+        GradientStorageManager,
+        HookManager,
+        HookManagerConfig,
+        OffloadCallback,
+        TracInAttributor,
+    )
 
     from .formatting import collate, per_sample_mean_loss
     from .gradients import token_budget_batches

@@ -96,8 +96,14 @@ def run_diq_less(spec: dict) -> dict:
 
 def run_dattri_less(spec: dict) -> dict:
     import torch
-    from dattri_llm import (AttributionArguments, GradientStorageManager, HookManager, HookManagerConfig,
-                            LESSAttributor, OffloadCallback)
+    from dattri_llm import (
+        AttributionArguments,
+        GradientStorageManager,
+        HookManager,
+        HookManagerConfig,
+        LESSAttributor,
+        OffloadCallback,
+    )
 
     from .bench_peer import _peak, _setup, _sync
     from .formatting import collate, per_sample_mean_loss

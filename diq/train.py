@@ -56,9 +56,8 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
              on_step: Callable[[dict], None] | None = None, checkpoint_every_epoch: bool = False) -> dict:
     """Train a LoRA adapter on ``records`` and save it to ``out_dir/adapter``. Returns a summary.
     With ``checkpoint_every_epoch`` (warm-up for influence / LESS) each epoch also leaves ``ckpt-<e>/``."""
-    from transformers import get_scheduler
-
     import torch.distributed as dist
+    from transformers import get_scheduler
 
     t0 = time.time()
     world = dist.get_world_size() if dist.is_initialized() else 1

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from fake_openai import ChatHandler, logprob_choice, serve
 
 from diq.difficulty import PERSPECTIVES
 from diq.difficulty.judge import LocalJudge, OpenAIJudge, judge_records
 from diq.errors import DiqError
-from fake_openai import ChatHandler, logprob_choice, serve
 
 RECS = [{"id": f"r{i}", "question": f"Question {i}: what causes fever?", "reasoning": "", "response": "infection"}
         for i in range(6)]

@@ -121,9 +121,8 @@ def _bundle(path: Path, sources: dict[str, int], n: int = 8) -> Path:
 
 
 def test_a_new_bundle_file_is_evaluated_through_config_alone(tmp_path, tiny_path, cache_dir):
-    from diq.evaluate import evaluate
-
     from conftest import compose
+    from diq.evaluate import evaluate
 
     bundle = _bundle(tmp_path / "eval_data.json", {"MedQA_USLME_test": 4, "MedMCQA_validation": 4,
                                                    "PubMedQA_test": 3, "MMLU-Pro_Medical_test": 10,
@@ -151,9 +150,8 @@ def test_a_new_bundle_file_is_evaluated_through_config_alone(tmp_path, tiny_path
     (lambda d: d["GPQA_Medical_test"][1].update(options="yes/no"), r"item 1: field 'options' must be a list"),
 ])
 def test_bad_bundle_fails_before_compute(tmp_path, mutate, msg):
-    from diq.evaluate import preflight
-
     from conftest import compose
+    from diq.evaluate import preflight
 
     b = tmp_path / "b.json"
     data = json.loads((FIXTURES / "bundle" / "eval_data.json").read_text())
@@ -227,9 +225,8 @@ def test_eval_limit_is_a_seeded_random_sample(tiny_path, tmp_path):
 def test_medical_hub_runs_on_hub_fixtures(tiny_path, monkeypatch):
     """lm-eval's own hub tasks (MMLU-Pro health with its custom-extract filter, MedQA, MedMCQA, PubMedQA, MMLU) and
     diq's hub CoT tasks, evaluated end to end with their real metric keys on the hub-shaped fixtures."""
-    from diq.evaluate import evaluate
-
     from conftest import compose
+    from diq.evaluate import evaluate
 
     monkeypatch.setenv("DIQ_HUB_FIXTURES", str(FIXTURES))
     cfg = compose(["eval=medical_hub", "eval.device=cpu", "eval.dtype=float32", "eval.limit=2",
@@ -244,9 +241,8 @@ def test_medical_hub_runs_on_hub_fixtures(tiny_path, monkeypatch):
 
 def test_local_benchmark_validation_follows_the_evaluation(tmp_path):
     """With eval=local_file the validation targets are the local benchmark (held-out items), not PubMedQA."""
-    from diq.validation import build_validation
-
     from conftest import compose
+    from diq.validation import build_validation
 
     rows = [{"question": f"Local item {i} about gland {i * 11}?", "options": ["a", "b", "c", "d"], "answer": "ABCD"[i % 4],
              "uid": f"u{i}"} for i in range(30)]

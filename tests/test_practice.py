@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_openai import ChatHandler, logprob_choice, serve
 
 from diq.errors import DiqError
 from diq.practice import stats
@@ -20,7 +21,6 @@ from diq.practice.__main__ import main as practice_main
 from diq.practice.items import make_item
 from diq.practice.review import KEY_FILE, export_pack, import_ratings, write_import
 from diq.practice.rubric import DIMENSIONS
-from fake_openai import ChatHandler, logprob_choice, serve
 
 CANARY = "sk-practice-canary-123456"
 OFFSETS = {"DIFFERENTIAL DIAGNOSIS": 1, "SAFETY CHECK": 7, "EVIDENCE CITATION": 13}
@@ -295,11 +295,17 @@ def test_review_form_in_headless_chromium(tmp_path):
             # Chromium commits localStorage to its store asynchronously (batched, ~1 s): a person does not reload
             # within milliseconds of the last click, and neither does this test
             want = "9 / 9" if rater == "dr_a" else "8 / 9"
-            for _ in range(6):  # ratings survive a reload (autosaved; Chromium commits localStorage asynchronously)
-                time.sleep(2)
+            stored = drv.execute_script("return Object.keys(JSON.parse(localStorage.getItem("
+                                        "Object.keys(localStorage)[0])).ratings).length")
+            assert stored == (9 if rater == "dr_a" else 8)  # autosaved on every click
+            # Chromium commits a storage area to disk 5 s after its last change (StorageArea's commit delay); a
+            # reload sooner, on a loaded machine, found it empty 2 runs of 5 — so wait past the delay first
+            time.sleep(6)
+            for _ in range(3):  # ratings survive a reload
                 drv.get(url)
                 if drv.find_element(By.ID, "progress").text.startswith(want):
                     break
+                time.sleep(2)
             assert drv.find_element(By.ID, "progress").text.startswith(want)
             drv.find_element(By.ID, "save").click()
             target = dl / f"ratings-{rater}.csv"
@@ -318,7 +324,7 @@ def test_review_form_in_headless_chromium(tmp_path):
     key = json.loads((pack / KEY_FILE).read_text())["items"]
     scripted = {(r, iid): {d: _scripted(r, pos, k) for k, d in enumerate(DIMENSIONS)}
                 for r in ("dr_a", "dr_b") for pos, iid in enumerate(order, 1) if not (r == "dr_b" and pos == 9)}
-    for k, d in enumerate(DIMENSIONS):
+    for d in DIMENSIONS:
         for g in ("diq 10% seed0", "random 10% seed0"):
             per_item = [np.mean([scripted[(r, iid)][d] for r in ("dr_a", "dr_b") if (r, iid) in scripted])
                         for iid in order if g in key[iid]["groups"]]

@@ -15,22 +15,25 @@ SMALL_LESS = ["scoring.less.proj_dim=256", "scoring.less.warmup.epochs=2", "scor
               "scoring.less.lora.r=4", "scoring.less.lora.alpha=16", "scoring.less.warmup.lr=1e-3"]
 
 
-@pytest.mark.parametrize("strategy,extra", [
-    ("less", SMALL_LESS),
-    ("similarity", []),
-    ("ifd", []),
-    ("length", []),
-    ("difficulty", ["scoring.difficulty.source=pass_rate"]),
+# Pinned selection hashes on the tiny model (torchtune-style regression values): a change in any scorer, strategy,
+# tie-break or data path changes one of them. Update them only for an intended behaviour change, and say so.
+@pytest.mark.parametrize("strategy,extra,pinned", [
+    ("less", SMALL_LESS, "88cdd507183605b7"),
+    ("similarity", [], "b38877b8aba5b7da"),
+    ("ifd", [], "6cc51a14e3dc72d0"),
+    ("length", [], "183886066e1e23ea"),
+    ("difficulty", ["scoring.difficulty.source=pass_rate"], "b4f817d5b8af1f6e"),
     ("difficulty", ["scoring.difficulty.source=judge", "selection.perspective=reasoning", "pool.limit=20",
-                    "scoring.difficulty.judge.max_length=256"]),
+                    "scoring.difficulty.judge.max_length=256"], "9794fbbbff1e6e5e"),
     ("diq", ["scoring.influence.warmup.enabled=true", "scoring.influence.warmup.epochs=2",
              "scoring.influence.warmup.checkpoints=all", "scoring.difficulty.source=loss",
-             "scoring.proxies.loss_from_influence=false"]),
+             "scoring.proxies.loss_from_influence=false"], "9e616492637c89ad"),
     ("diq", ["scoring.influence.proj_dim=512", "scoring.influence.normalize=cosine",
-             "scoring.difficulty.source=length"]),
+             "scoring.difficulty.source=length"], "ab1b24bb2d920dfd"),
 ])
-def test_strategy_selects_k_distinct_ids(run_cfg, strategy, extra):
+def test_strategy_selects_k_distinct_ids(run_cfg, strategy, extra, pinned):
     rec = run(run_cfg(f"selection={strategy}", "stop_after=select", *extra, out=strategy))
+    assert rec["selection_hash"].startswith(pinned), rec["selection_hash"]
     ids = json.loads(Path(rec["selected_ids_path"]).read_text())
     assert len(ids) == len(set(ids)) == rec["n_selected"] == round(0.1 * rec["n_pool"])
     assert rec["scores"]
@@ -47,10 +50,11 @@ def test_less_warmup_checkpoints_store_adam_state_by_module(run_cfg):
     ckpts = sorted(cache.glob("warmup/less/*/ckpt-*"))
     assert [c.name for c in ckpts] == ["ckpt-1", "ckpt-2"]
     state = torch.load(ckpts[-1] / "adam.pt", weights_only=True)
+    from omegaconf import OmegaConf
+
     from diq.gradients import GradientCapture
     from diq.lora import attach_lora
     from diq.models import load_model
-    from omegaconf import OmegaConf
 
     lora = OmegaConf.create({"r": 4, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
                              "seed": 0})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from diq.errors import DiqError
 from diq.run import run
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60"
@@ -43,7 +44,7 @@ def test_wandb_finished_on_failure(run_cfg, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = run_cfg("logger=offline", "budget.fraction=7", out="wbfail")
-    with pytest.raises(Exception):
+    with pytest.raises(DiqError):  # budget.fraction=7 is refused before any compute
         run(cfg)
     assert wandb.run is None  # finished, not left open
 

@@ -215,7 +215,10 @@ def summary_markdown(s: dict) -> str:
               "|---|---|---|---|---|"]
     for d in DIMENSIONS:
         a = s["agreement"][d]
-        f = lambda k: f"{a[k]:.3f}" if k in a else "–"  # noqa: E731
+
+        def f(k, a=a):
+            return f"{a[k]:.3f}" if k in a else "–"
+
         lines.append(f"| {TITLES[d]} | {len(a['raters'])} | {f('cohen_kappa_quadratic')} | "
                      f"{f('krippendorff_alpha_ordinal')} | {f('krippendorff_alpha_interval')} |")
     return "\n".join(lines) + "\n"

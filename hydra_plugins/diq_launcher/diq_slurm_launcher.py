@@ -24,6 +24,7 @@ from unittest import mock
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
+
 from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
