@@ -38,8 +38,10 @@ def heldout_margin(model, tok, pairs: list[dict], max_length: int) -> dict:
         return {"n": 0, "margin": None, "accuracy": None}
     model.eval()
     dev = next(model.parameters()).device
+    from tqdm import tqdm
+
     margins = []
-    for pr in pairs:
+    for pr in tqdm(pairs, desc="held-out margin", unit="pair", dynamic_ncols=True):
         lp = []
         for resp in (pr["chosen"], pr["rejected"]):
             ids, n_prompt = _ids(tok, pr["prompt"], resp, max_length)
