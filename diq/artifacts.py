@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +21,8 @@ from typing import Any, Iterable
 import numpy as np
 
 DONE = "_DONE.json"
+
+log = logging.getLogger(__name__)
 
 
 def canonical_json(obj: Any) -> str:
@@ -105,8 +108,7 @@ class StageDir:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                print(f"[diq] {self.stage}/{self.path.name}: another process is computing it; waiting for it",
-                      flush=True)
+                log.info(f"{self.stage}/{self.path.name}: another process is computing it; waiting for it")
                 fcntl.flock(f, fcntl.LOCK_EX)
             try:
                 yield self
@@ -122,7 +124,7 @@ class StageDir:
             return False
         problem = self._damage()
         if problem:
-            print(f"[diq] {self.stage}/{self.path.name}: damaged cache entry ({problem}); recomputing it", flush=True)
+            log.info(f"{self.stage}/{self.path.name}: damaged cache entry ({problem}); recomputing it")
             return False
         return True
 

@@ -305,6 +305,9 @@ def _against(args) -> int:
 
 
 def main(argv=None) -> int:
+    from diq.logs import cli_logging
+
+    cli_logging()
     ap = argparse.ArgumentParser(prog="python -m diq.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)

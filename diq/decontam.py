@@ -9,6 +9,7 @@ budget is still met from clean data) and contaminated validation items before sc
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from omegaconf import DictConfig
 from .errors import DiqError
 
 _WORD = re.compile(r"[a-z0-9]+")
+
+log = logging.getLogger(__name__)
 
 
 def normalize(text: str) -> str:
@@ -135,8 +138,8 @@ def apply(mode: str, what: str, samples: list[dict], rep: Report) -> list[dict]:
         raise DiqError(f"decontaminate={mode!r}; choose warn, drop, fail or off")
     if not rep.ids or mode in ("warn", "off"):
         if rep.ids:
-            print(f"[diq] WARNING: {len(rep.ids)} {what} sample(s) overlap evaluation benchmarks "
-                  f"(decontaminate=warn), e.g. {(rep.exact + rep.ngram)[:3]}", flush=True)
+            log.warning(f"{len(rep.ids)} {what} sample(s) overlap evaluation benchmarks "
+                        f"(decontaminate=warn), e.g. {(rep.exact + rep.ngram)[:3]}")
         return samples
     if mode == "fail":
         raise DiqError(f"{len(rep.ids)} {what} sample(s) overlap evaluation benchmarks, e.g. "
@@ -146,5 +149,5 @@ def apply(mode: str, what: str, samples: list[dict], rep: Report) -> list[dict]:
         raise DiqError(f"decontaminate=drop removed all {len(samples)} {what} sample(s): every one overlaps an "
                        f"evaluation benchmark, e.g. {(rep.exact + rep.ngram)[:3]}\n  fix: use data that is not "
                        f"copied from the benchmarks, or check the n-gram size (decontam_ngram)")
-    print(f"[diq] decontaminate=drop: removed {len(samples) - len(kept)} {what} sample(s)", flush=True)
+    log.info(f"decontaminate=drop: removed {len(samples) - len(kept)} {what} sample(s)")
     return kept

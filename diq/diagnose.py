@@ -201,6 +201,9 @@ def summary_text(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from diq.logs import cli_logging
+
+    cli_logging()
     ap = argparse.ArgumentParser(prog="python -m diq.diagnose", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="run folders (with record.json and scores.parquet)")

@@ -356,8 +356,6 @@ def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples
                 top = max((k for k in stats["pred_letters"] if k != "[invalid]"), key=stats["pred_letters"].get)
                 log.warning("eval task %s: %.0f%% of predictions are %r (majority-letter baseline %.2f)", name,
                             100 * stats["top_pred_share"], top, stats["majority_letter_baseline"] or 0)
-                print(f"[diq] WARNING: eval task {name}: {100 * stats['top_pred_share']:.0f}% of predictions are "
-                      f"{top!r}; the majority-letter baseline is {stats['majority_letter_baseline']:.2f}", flush=True)
             n_eff = int(res["n-samples"][name]["effective"])
             per_task[name] = {
                 "value": float(r[key]), "metric": key, "ci95": wilson(float(r[key]), n_eff), "category": s.get("category"), "output_type": otype,

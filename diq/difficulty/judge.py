@@ -12,6 +12,7 @@ Backends:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -25,6 +26,8 @@ from tqdm.auto import tqdm
 
 from ..errors import DiqError
 from .rubric import judge_prompt
+
+log = logging.getLogger(__name__)
 
 
 class LocalJudge:
@@ -148,8 +151,8 @@ def check_local_judge(cfg, path: str, records: list[dict], n_perspectives: int) 
     """Print the judge's cost; refuse a > 1B-parameter local judge on CPU unless ``judge.force=true``."""
     est = estimate(records, n_perspectives, model_params(path), cfg.get("device", "cpu"),
                    bool(cfg.get("with_answer", True)), bool(cfg.get("with_reasoning", True)))
-    print(f"[diq] judge {path}: {est['prompts']} prompts × ~{est['tokens'] // max(1, est['prompts'])} tokens "
-          f"({est['params'] / 1e9:.2f} B parameters) ≈ {est['hours']:.2f} h on {est['device']}", flush=True)
+    log.info(f"judge {path}: {est['prompts']} prompts × ~{est['tokens'] // max(1, est['prompts'])} tokens "
+             f"({est['params'] / 1e9:.2f} B parameters) ≈ {est['hours']:.2f} h on {est['device']}")
     if est["params"] > 1e9 and est["device"] == "cpu" and not cfg.get("force", False):
         raise DiqError(f"a {est['params'] / 1e9:.1f} B-parameter local judge on CPU: {est['prompts']} prompts, about "
                        f"{est['hours']:.0f} h\n  fix: use a GPU (scoring.difficulty.judge.device=cuda), an endpoint "

@@ -199,6 +199,9 @@ def cmd_import(args) -> int:
 
 
 def main(argv=None) -> int:
+    from diq.logs import cli_logging
+
+    cli_logging()
     ap = argparse.ArgumentParser(prog="python -m diq.practice", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -1,0 +1,17 @@
+"""Logging for diq's command-line tools. ``python -m diq.run`` is a Hydra app: Hydra configures logging, and every
+``diq.*`` message lands on the console and in the job's log file (``<run dir>/run.log``). The other CLIs
+(bench, diagnose, report, practice, difficulty) call :func:`cli_logging` for the same messages on stdout."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def cli_logging(level: int = logging.INFO) -> None:
+    log = logging.getLogger("diq")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stdout)
+        h.setFormatter(logging.Formatter("[diq] %(levelname)s %(message)s"))
+        log.addHandler(h)
+    log.setLevel(level)
