@@ -8,6 +8,7 @@ import json
 import pytest
 
 pytest.importorskip("dattri_llm")
+pytestmark = pytest.mark.slow  # two engines × two methods, each in a spawned process
 
 
 def test_against_dattri_agrees_and_reports_both_engines(tmp_path, tiny_path):

@@ -16,6 +16,7 @@ DPO = ["dpo=trl", "dpo.lr=5e-3", "dpo.epochs=2", "dpo.per_device_batch=4", "dpo.
        "preference.limit=32", "preference.holdout=16", "train.max_length=256", "budget.fraction=0.05"]
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_raises_the_heldout_margin_and_is_cached(run_cfg):
     rec = run(run_cfg("selection=random", *DPO, out="dpo"))
     d = rec["dpo"]
@@ -37,6 +38,7 @@ def test_sft_then_dpo_raises_the_heldout_margin_and_is_cached(run_cfg):
     assert again["dpo"]["heldout_after"] == ha
 
 
+@pytest.mark.slow
 def test_dpo_stack_mode_on_the_hub_preference_set(run_cfg):
     from diq.fixtures import __file__ as fx
 
@@ -112,6 +114,7 @@ def test_bundled_pairs_differ_only_in_the_final_answer():
     assert not {p["id"].removeprefix("pref:") for p in pairs} & test_ids  # never the evaluation's test items
 
 
+@pytest.mark.slow
 def test_dpo_table_grid_in_debug_shows_sft_and_sft_plus_dpo_rows(tmp_path, cache_dir):
     """`python -m diq.run experiment=dpo_table debug=tiny`: {full, DIQ 1 %, random 1 %} × {SFT, SFT + DPO} on the
     tiny model and the hub fixtures, with its table written by the sweep-end callback."""

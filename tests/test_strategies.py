@@ -17,6 +17,7 @@ SMALL_LESS = ["scoring.less.proj_dim=256", "scoring.less.warmup.epochs=2", "scor
 
 # Pinned selection hashes on the tiny model (torchtune-style regression values): a change in any scorer, strategy,
 # tie-break or data path changes one of them. Update them only for an intended behaviour change, and say so.
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy,extra,pinned", [
     ("less", SMALL_LESS, "88cdd507183605b7"),
     ("similarity", [], "b38877b8aba5b7da"),
