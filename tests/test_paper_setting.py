@@ -31,7 +31,7 @@ def test_fixtures_are_regenerated_byte_for_byte(tmp_path):
     from diq.fixtures import write_all
 
     files = write_all(tmp_path)
-    assert len(files) == 31
+    assert len(files) == 33
     for f in files:
         rel = f.relative_to(tmp_path)
         assert (FIXTURES / rel).read_bytes() == f.read_bytes(), f"{rel}: run python -m diq.fixtures"
@@ -48,6 +48,9 @@ def test_fixture_schemas_match_the_hub_datasets():
     r = row("TIGER-Lab/MMLU-Pro/_/test.jsonl")
     assert set(r) == {"question_id", "question", "options", "answer", "answer_index", "cot_content", "category", "src"}
     assert r["answer"] == "ABCDEFGHIJ"[r["answer_index"]]
+    u = row("trl-lib/ultrafeedback_binarized/_/train.jsonl")  # conversations, the user turn first
+    assert set(u) == {"chosen", "rejected", "score_chosen", "score_rejected"}
+    assert [m["role"] for m in u["chosen"]] == ["user", "assistant"] == [m["role"] for m in u["rejected"]]
     b = json.loads((FIXTURES / "bundle" / "eval_data.json").read_text())
     assert list(b) == ["MedQA_USLME_test", "MedMCQA_validation", "PubMedQA_test", "MMLU-Pro_Medical_test",
                        "GPQA_Medical_test", "Medbullets_op4", "Medbullets_op5", "MedXpertQA", "NEJM", "Lancet"]
@@ -165,6 +168,9 @@ def test_bad_bundle_fails_before_compute(tmp_path, mutate, msg):
 def test_copied_pool_is_flagged_item_by_item_and_dropped(tmp_path, tiny_path):
     """A pool that copies benchmark questions is flagged item by item (ids in the record), while the validation set
     drawn from train splits survives decontaminate=drop."""
+    u = row("trl-lib/ultrafeedback_binarized/_/train.jsonl")  # conversations, the user turn first
+    assert set(u) == {"chosen", "rejected", "score_chosen", "score_rejected"}
+    assert [m["role"] for m in u["chosen"]] == ["user", "assistant"] == [m["role"] for m in u["rejected"]]
     b = json.loads((FIXTURES / "bundle" / "eval_data.json").read_text())
     pool = [{"q": x["question"], "r": "Copied reasoning.", "a": x["answer"]} for x in b["MedQA_USLME_test"][:30]]
     demo = json.loads((ROOT / "diq" / "data" / "medical_o1_demo.json").read_text())[:70]
