@@ -8,10 +8,22 @@ import logging
 import sys
 
 
+class _Stdout(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at emit time (a captured or redirected stdout, not a stale one)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def cli_logging(level: int = logging.INFO) -> None:
     log = logging.getLogger("diq")
     if not log.handlers:
-        h = logging.StreamHandler(sys.stdout)
+        h = _Stdout()
         h.setFormatter(logging.Formatter("[diq] %(levelname)s %(message)s"))
         log.addHandler(h)
     log.setLevel(level)
