@@ -42,10 +42,7 @@ lint: setup
 results: setup
 	$(PY) -m diq.report --records runs/demo runs/demo_random --table demo
 
-check-lint: setup
-	$(VENV)/bin/ruff check diq tests hydra_plugins
-
-results: setup
+check-results: setup
 	$(PY) -m diq.report --check
 
 clean-cache:
