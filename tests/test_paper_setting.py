@@ -168,9 +168,6 @@ def test_bad_bundle_fails_before_compute(tmp_path, mutate, msg):
 def test_copied_pool_is_flagged_item_by_item_and_dropped(tmp_path, tiny_path):
     """A pool that copies benchmark questions is flagged item by item (ids in the record), while the validation set
     drawn from train splits survives decontaminate=drop."""
-    u = row("trl-lib/ultrafeedback_binarized/_/train.jsonl")  # conversations, the user turn first
-    assert set(u) == {"chosen", "rejected", "score_chosen", "score_rejected"}
-    assert [m["role"] for m in u["chosen"]] == ["user", "assistant"] == [m["role"] for m in u["rejected"]]
     b = json.loads((FIXTURES / "bundle" / "eval_data.json").read_text())
     pool = [{"q": x["question"], "r": "Copied reasoning.", "a": x["answer"]} for x in b["MedQA_USLME_test"][:30]]
     demo = json.loads((ROOT / "diq" / "data" / "medical_o1_demo.json").read_text())[:70]
