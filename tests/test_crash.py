@@ -196,8 +196,20 @@ def test_sigint_and_sigterm_leave_a_failed_record_without_traceback(tmp_path, si
         assert ch, buf[-2000:]
         buf += ch
     time.sleep(0.5)
-    p.send_signal(sig)
-    rest = p.stdout.read()
+    # A signal that lands while Python runs a finalizer is reported there ("Exception ignored in …") and lost, as
+    # a Ctrl-C can be; a person presses it again, and so does this test (it failed once in CI under heavy load)
+    out = []
+    reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
+    reader.start()
+    for _ in range(6):  # 10 s apart: the first signal's cleanup (record.failed.json) is never interrupted
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    reader.join(30)
+    rest = out[0] if out else ""
     assert p.wait(timeout=120) == code
     assert "Traceback" not in rest
     rec = json.loads((tmp_path / "r" / "record.failed.json").read_text())

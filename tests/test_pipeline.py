@@ -32,7 +32,7 @@ def test_random_p10_end_to_end(run_cfg):
     for f in RECORD_FIELDS:
         assert f in a, f
     assert a["n_pool"] == 198 and a["n_selected"] == round(0.1 * 198) == 20
-    assert set(a["seconds"]) == {"score", "select", "train", "eval"}
+    assert set(a["seconds"]) == {"score", "select", "train", "dpo", "eval"} and a["seconds"]["dpo"] == 0.0
     assert a["selected_ids_sha256"] == sha256_file(a["selected_ids_path"])
     assert a["eval"]["batch_size"] == 8 and isinstance(a["eval"]["batch_size"], int)
     assert set(a["metrics"]) == {"pubmedqa_pqal_cot", "pubmedqa_pqal_mc"}
