@@ -81,36 +81,40 @@ def run_diq(spec: dict) -> dict:
             **_peak(spec["device"])}
 
 
-def run_dattri(spec: dict) -> dict:
-    import torch
-    from dattri_llm import (
-        AttributionArguments,
-        GradientStorageManager,
-        HookManager,
-        HookManagerConfig,
-        OffloadCallback,
-        TracInAttributor,
-    )
+def dattri_collect(model, pad_id: int, encs, where: str, dev: str, batch_tokens: int, optimizer=None) -> None:
+    """dattri-llm's per-sample capture (factorized ``linear_io`` hooks on the LoRA A/B layers, ``OffloadCallback``
+    into a store at ``where``) around our own token-budget forward/backward batches; with ``optimizer`` its
+    Adam-preconditioned capture (LESS)."""
+    from dattri_llm import GradientStorageManager, HookManager, HookManagerConfig, OffloadCallback
 
     from .formatting import collate, per_sample_mean_loss
     from .gradients import token_budget_batches
 
+    cfg = HookManagerConfig(linear_io=[r"lora_A\.default$", r"lora_B\.default$"])
+    store = GradientStorageManager(where)
+    hm = HookManager(model, config=cfg, optimizer=optimizer,
+                     callbacks=[OffloadCallback(offload_interval=1, file_manager=store, recording_type="per_sample")])
+    with hm.collect():
+        for batch in token_budget_batches([len(e.input_ids) for e in encs], batch_tokens):
+            b = {k: v.to(dev) for k, v in collate([encs[i] for i in batch], pad_id).items()}
+            model.zero_grad(set_to_none=True)
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            per_sample_mean_loss(logits, b["labels"]).sum().backward()
+    hm.remove()
+
+
+def run_dattri(spec: dict) -> dict:
+    import torch
+    from dattri_llm import AttributionArguments, TracInAttributor
+
+    from .gradients import token_budget_batches
+
     tok, model, pool_enc, val_enc = _setup(spec)
     dev = spec["device"]
-    cfg = HookManagerConfig(linear_io=[r"lora_A\.default$", r"lora_B\.default$"])
     tmp = tempfile.mkdtemp(prefix="diq-dattri-")
 
     def collect(encs, where: str) -> None:
-        store = GradientStorageManager(where)
-        hm = HookManager(model, config=cfg, callbacks=[OffloadCallback(offload_interval=1, file_manager=store,
-                                                                       recording_type="per_sample")])
-        with hm.collect():
-            for batch in token_budget_batches([len(e.input_ids) for e in encs], spec["batch_tokens"]):
-                b = {k: v.to(dev) for k, v in collate([encs[i] for i in batch], tok.pad_token_id).items()}
-                model.zero_grad(set_to_none=True)
-                logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-                per_sample_mean_loss(logits, b["labels"]).sum().backward()
-        hm.remove()
+        dattri_collect(model, tok.pad_token_id, encs, where, dev, spec["batch_tokens"])
 
     _sync(dev)
     t = time.perf_counter()

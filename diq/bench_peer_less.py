@@ -96,37 +96,18 @@ def run_diq_less(spec: dict) -> dict:
 
 def run_dattri_less(spec: dict) -> dict:
     import torch
-    from dattri_llm import (
-        AttributionArguments,
-        GradientStorageManager,
-        HookManager,
-        HookManagerConfig,
-        LESSAttributor,
-        OffloadCallback,
-    )
+    from dattri_llm import AttributionArguments, LESSAttributor
 
-    from .bench_peer import _peak, _setup, _sync
-    from .formatting import collate, per_sample_mean_loss
+    from .bench_peer import _peak, _setup, _sync, dattri_collect
     from .gradients import token_budget_batches
 
     tok, model, pool_enc, val_enc = _setup(spec)
     dev, bt = spec["device"], spec["batch_tokens"]
-    cfg = HookManagerConfig(linear_io=[r"lora_A\.default$", r"lora_B\.default$"])
     tmp = tempfile.mkdtemp(prefix="diq-dattri-less-")
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
 
     def collect(encs, where: str, optimizer=None) -> None:
-        store = GradientStorageManager(where)
-        hm = HookManager(model, config=cfg, optimizer=optimizer,
-                         callbacks=[OffloadCallback(offload_interval=1, file_manager=store,
-                                                    recording_type="per_sample")])
-        with hm.collect():
-            for batch in token_budget_batches([len(e.input_ids) for e in encs], bt):
-                b = {k: v.to(dev) for k, v in collate([encs[i] for i in batch], tok.pad_token_id).items()}
-                model.zero_grad(set_to_none=True)
-                logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-                per_sample_mean_loss(logits, b["labels"]).sum().backward()
-        hm.remove()
+        dattri_collect(model, tok.pad_token_id, encs, where, dev, bt, optimizer)
 
     _sync(dev)
     t = time.perf_counter()
