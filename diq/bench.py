@@ -32,7 +32,7 @@ from .lora import attach_lora
 from .models import load_model, load_tokenizer, resolve_model
 from .pool import load_pool
 from .projection import RademacherProjector
-from .validation import build_validation
+from .scoring.validation import build_validation
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ALL_MODES = ["seed_vs_seed", "resp256", "resp128", "half_depth", "last8", "proj2048", "bf16"]

@@ -29,7 +29,7 @@ def _setup(spec: dict):
     from .formatting import encode
     from .models import load_tokenizer, resolve_model
     from .pool import load_pool
-    from .validation import build_validation
+    from .scoring.validation import build_validation
 
     torch.set_num_threads(spec["threads"])
     path = resolve_model(OmegaConf.load(CONF / "model" / f"{spec['model']}.yaml"))

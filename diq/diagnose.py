@@ -80,7 +80,7 @@ class RunScores:
 
     def dot(self, **overrides) -> np.ndarray:
         """Dot under a changed config (LoRA seed, validation draw or size, projection), through the score cache."""
-        from .scores import compute_scores
+        from .scoring import compute_scores
 
         cfg = self.cfg.copy()
         with open_dict(cfg):
@@ -91,14 +91,15 @@ class RunScores:
 
     def select(self, dot: np.ndarray, fraction: float) -> list[str]:
         from .budget import budget_k
-        from .selection import get_strategy
+        from .selection import build
 
         scores = {"influence": dot}
         if "difficulty" in self.df:
             scores["difficulty"] = self.df["difficulty"].to_numpy()
-        name = self.rec["strategy"] if self.rec["strategy"] in ("diq", "influence", "quadrant") else "influence"
         k = budget_k(fraction, len(self.records))
-        return get_strategy(name).fn(self.records, scores, k, self.cfg.selection).ids
+        sel = self.cfg.selection if self.rec["strategy"] in ("diq", "influence", "quadrant") else \
+            OmegaConf.create({"_target_": "diq.selection.TopScore", "name": "influence", "needs": ["influence"]})
+        return build(sel).select(self.records, scores, k).ids
 
 
 def diagnose(run: Path, seeds: int = 3, draws: int = 3, proj_dim: int | None = 1024,

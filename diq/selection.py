@@ -1,18 +1,22 @@
 """Selection strategies: from a pool (and, for most, cached per-sample scores) to an ordered list of ids.
 
-Each strategy declares the scores it needs; the pipeline computes (or loads from the cache) exactly those.
+Each ``conf/selection/<name>.yaml`` names its class with ``_target_`` and the scores it needs with ``needs``; the
+pipeline computes (or loads from the cache) exactly those, then ``build(cfg.selection).select(records, scores, k)``.
+A strategy's settings are its constructor's arguments, so a mistyped key fails when the strategy is built, before any
+scoring. Your own strategy: subclass ``Strategy`` and point ``selection._target_`` at it.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .errors import DiqError
+
+QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 
 
 @dataclass
@@ -21,27 +25,49 @@ class Selection:
     info: dict = field(default_factory=dict)
 
 
-@dataclass
 class Strategy:
-    fn: Callable[..., Selection]
-    needs: Callable[[DictConfig], list[str]]  # score names, e.g. ["influence", "difficulty"]
+    """A named strategy. ``needs``: the score names it reads (``scores[name]``), computed by ``scoring.<name>``."""
+
+    def __init__(self, name: str, needs: list[str] | tuple = ()):
+        self.name, self.needs = str(name), [str(n) for n in needs]
+
+    def select(self, records: list[dict], scores: dict, k: int) -> Selection:
+        raise NotImplementedError
+
+    def _values(self, records, scores, name) -> tuple[list[str], np.ndarray]:
+        ids = [r["id"] for r in records]
+        if name not in scores:
+            raise DiqError(f"selection {self.name!r} reads score {name!r}, which was not computed\n"
+                           f"  fix: add {name} to selection.needs (it has {self.needs})")
+        v = np.asarray(scores[name], float)
+        check_finite(name, ids, v)
+        return ids, v
 
 
-STRATEGIES: dict[str, Strategy] = {}
+def build(cfg: DictConfig) -> Strategy:
+    """The strategy that ``cfg._target_`` names (``cfg`` = the run's ``selection`` block), built by ``instantiate``."""
+    from hydra.utils import instantiate
 
+    if not cfg.get("_target_"):  # a config saved before strategies were named by `_target_` (an older record)
+        from pathlib import Path
 
-def strategy(name: str, needs=lambda cfg: []):
-    def deco(fn):
-        STRATEGIES[name] = Strategy(fn, needs)
-        return fn
-    return deco
-
-
-def get_strategy(name: str) -> Strategy:
-    if name not in STRATEGIES:
-        raise DiqError(f"unknown selection strategy {name!r}\n  fix: choose one of {', '.join(sorted(STRATEGIES))} "
-                       f"(selection=<name>)")
-    return STRATEGIES[name]
+        path = Path(__file__).resolve().parent.parent / "conf" / "selection" / f"{cfg.get('name')}.yaml"
+        if path.exists():
+            conf = OmegaConf.load(path)
+            cfg = OmegaConf.merge({k: conf[k] for k in ("_target_", "needs")}, cfg)
+    if not cfg.get("_target_"):
+        raise DiqError(f"selection {cfg.get('name')!r} has no _target_\n  fix: name its class in "
+                       f"conf/selection/<name>.yaml, e.g. _target_: diq.selection.TopScore (see diq/selection.py)")
+    try:
+        strat = instantiate(cfg, _convert_="all")
+    except Exception as e:  # noqa: BLE001 - Hydra wraps the constructor's TypeError; say which key is wrong
+        cause = e.__cause__ or e
+        raise DiqError(f"selection {cfg.get('name')!r} ({cfg._target_}): {cause}\n  fix: the keys of "
+                       f"conf/selection/{cfg.get('name')}.yaml are the arguments of {cfg._target_}; check the "
+                       f"spelling of selection.<key> overrides") from None
+    if not isinstance(strat, Strategy):
+        raise DiqError(f"selection._target_={cfg._target_} built a {type(strat).__name__}, not a diq.selection.Strategy")
+    return strat
 
 
 def check_finite(name: str, ids: list[str], values: np.ndarray) -> None:
@@ -59,96 +85,131 @@ def top_k(ids: list[str], primary: np.ndarray, k: int, secondary: np.ndarray | N
     return [ids[i] for i in order[:k]]
 
 
-@strategy("full")
-def select_full(records, scores, k, cfg) -> Selection:
-    return Selection([r["id"] for r in records], {"note": "all samples, pool order"})
+class Full(Strategy):
+    """Every sample, pool order (the ``full`` row)."""
+
+    def select(self, records, scores, k):
+        return Selection([r["id"] for r in records], {"note": "all samples, pool order"})
 
 
-@strategy("none")
-def select_none(records, scores, k, cfg) -> Selection:
-    return Selection([], {"note": "the base model: nothing selected, nothing trained"})
+class BaseModel(Strategy):
+    """The untuned base model as a row: nothing selected, nothing trained. ``perspective`` and ``quadrant`` are
+    accepted (and ignored) so that a sweep over another strategy's keys can include the base row."""
+
+    def __init__(self, name, needs=(), perspective=None, quadrant=None):
+        super().__init__(name, needs)
+
+    def select(self, records, scores, k):
+        return Selection([], {"note": "the base model: nothing selected, nothing trained"})
 
 
-@strategy("random")
-def select_random(records, scores, k, cfg) -> Selection:
-    ids = [r["id"] for r in records]
-    rng = random.Random(int(cfg.seed))
-    return Selection(rng.sample(ids, k), {"seed": int(cfg.seed)})
+class Random(Strategy):
+    def __init__(self, name, needs=(), seed: int = 0):
+        super().__init__(name, needs)
+        self.seed = int(seed)
 
-
-# --------------------------------------------------------------------------- score-based strategies
-@strategy("diq", needs=lambda cfg: ["influence", "difficulty"])
-def select_diq(records, scores, k, cfg) -> Selection:
-    return _quadrant_select(records, scores, k, cfg, tuple(cfg.get("quadrants") or ("Q1", "Q2", "Q3", "Q4")))
-
-
-@strategy("quadrant", needs=lambda cfg: ["influence", "difficulty"])
-def select_quadrant(records, scores, k, cfg) -> Selection:
-    """The single-quadrant ablation: only ``cfg.quadrant`` (Q1..Q4), ordered as inside DIQ. If the quadrant
-    holds fewer than k samples, the run fails (it cannot honour the budget) unless ``fill: true``."""
-    q = str(cfg.quadrant).upper()
-    if q not in ("Q1", "Q2", "Q3", "Q4"):
-        raise DiqError(f"selection.quadrant={cfg.quadrant!r}; choose one of Q1, Q2, Q3, Q4")
-    order = (q,) + tuple(x for x in ("Q1", "Q2", "Q3", "Q4") if x != q) if cfg.get("fill") else (q,)
-    sel = _quadrant_select(records, scores, k, cfg, order)
-    if sel.info["short_by"]:
-        raise DiqError(f"quadrant {q} holds {sel.info['quadrant_sizes'][q]} samples, fewer than the budget k={k}\n"
-                       f"  fix: lower the budget, or set selection.fill=true to top up from the other quadrants")
-    return sel
-
-
-def _quadrant_select(records, scores, k, cfg, order) -> Selection:
-    from . import quadrants
-
-    ids = [r["id"] for r in records]
-    d, inf = np.asarray(scores["difficulty"], float), np.asarray(scores["influence"], float)
-    check_finite("difficulty", ids, d)
-    check_finite("influence", ids, inf)
-    chosen, info = quadrants.select(ids, d, inf, k, float(cfg.tau_d), order)
-    return Selection(chosen, info)
-
-
-@strategy("influence", needs=lambda cfg: ["influence"])
-def select_influence(records, scores, k, cfg) -> Selection:
-    ids = [r["id"] for r in records]
-    v = np.asarray(scores["influence"], float)
-    check_finite("influence", ids, v)
-    return Selection(top_k(ids, v, k), {"order": "Dot descending, then id"})
-
-
-@strategy("difficulty", needs=lambda cfg: ["difficulty"])
-def select_difficulty(records, scores, k, cfg) -> Selection:
-    ids = [r["id"] for r in records]
-    v = np.asarray(scores["difficulty"], float)
-    check_finite("difficulty", ids, v)
-    return Selection(top_k(ids, v, k), {"order": "difficulty descending, then id", "perspective": cfg.perspective})
-
-
-def _single(name, desc):
-    @strategy(name, needs=lambda cfg: [name])
-    def _select(records, scores, k, cfg) -> Selection:
+    def select(self, records, scores, k):
         ids = [r["id"] for r in records]
-        v = np.asarray(scores[name], float)
-        check_finite(name, ids, v)
-        return Selection(top_k(ids, v, k), {"order": desc})
-    return _select
+        return Selection(random.Random(self.seed).sample(ids, k), {"seed": self.seed})
 
 
-_single("less", "LESS score descending (cosine, mean per task, max over tasks), then id")
-_single("similarity", "embedding cosine to the validation set descending (mean per task, max over tasks), then id")
-_single("length", "reasoning+response length in tokens descending, then id")
+class Quadrants(Strategy):
+    """DIQ: quadrants of difficulty (τ_d percentile of D) × influence (median of Dot), taken in ``quadrants`` order
+    (Q1 → Q2 → Q3 → Q4); inside a quadrant by its own order (diq/quadrants.py)."""
+
+    def __init__(self, name, needs=("influence", "difficulty"), tau_d: float = 50, perspective=None,
+                 quadrants=QUADRANTS):
+        super().__init__(name, needs)
+        self.tau_d, self.perspective, self.order = float(tau_d), perspective, tuple(quadrants or QUADRANTS)
+
+    def select(self, records, scores, k):
+        from . import quadrants
+
+        ids, d = self._values(records, scores, "difficulty")
+        _, inf = self._values(records, scores, "influence")
+        chosen, info = quadrants.select(ids, d, inf, k, self.tau_d, self.order)
+        return Selection(chosen, info)
 
 
-@strategy("ifd", needs=lambda cfg: ["ifd"])
-def select_ifd(records, scores, k, cfg) -> Selection:
-    """Cherry LLM: drop IFD > 1 (the answer is easier without the instruction), then the highest IFD."""
-    ids = [r["id"] for r in records]
-    v = np.asarray(scores["ifd"], float)
-    check_finite("ifd", ids, v)
-    keep = v <= float(cfg.get("max_ifd", 1.0))
-    if keep.sum() < k:
-        raise DiqError(f"only {int(keep.sum())} samples have IFD ≤ {cfg.get('max_ifd', 1.0)}, fewer than k={k}\n"
-                       f"  fix: lower the budget or raise selection.max_ifd")
-    kept = [i for i in range(len(ids)) if keep[i]]
-    chosen = top_k([ids[i] for i in kept], v[kept], k)
-    return Selection(chosen, {"n_ifd_above_max": int((~keep).sum())})
+class SingleQuadrant(Quadrants):
+    """The single-quadrant ablation: only ``quadrant``, ordered as inside DIQ. If the quadrant holds fewer than k
+    samples, the run fails (it cannot honour the budget) unless ``fill: true`` tops up from the others."""
+
+    def __init__(self, name, needs=("influence", "difficulty"), quadrant: str = "Q1", tau_d: float = 50,
+                 perspective=None, fill: bool = False):
+        q = str(quadrant).upper()
+        if q not in QUADRANTS:
+            raise DiqError(f"selection.quadrant={quadrant!r}; choose one of Q1, Q2, Q3, Q4")
+        order = (q,) + tuple(x for x in QUADRANTS if x != q) if fill else (q,)
+        super().__init__(name, needs, tau_d, perspective, order)
+        self.quadrant = q
+
+    def select(self, records, scores, k):
+        sel = super().select(records, scores, k)
+        if sel.info["short_by"]:
+            raise DiqError(f"quadrant {self.quadrant} holds {sel.info['quadrant_sizes'][self.quadrant]} samples, fewer "
+                           f"than the budget k={k}\n  fix: lower the budget, or set selection.fill=true to top up "
+                           f"from the other quadrants")
+        return sel
+
+
+ORDERS = {"influence": "Dot descending, then id",
+          "difficulty": "difficulty descending, then id",
+          "less": "LESS score descending (cosine, mean per task, max over tasks), then id",
+          "similarity": "embedding cosine to the validation set descending (mean per task, max over tasks), then id",
+          "length": "reasoning+response length in tokens descending, then id"}
+
+
+class TopScore(Strategy):
+    """Top-k by one score (``score``, default: the strategy's only need), descending, ties by id."""
+
+    def __init__(self, name, needs=(), score: str | None = None, perspective=None):
+        super().__init__(name, needs)
+        self.score = score or (self.needs[0] if len(self.needs) == 1 else None)
+        if self.score is None:
+            raise DiqError(f"selection {name!r}: TopScore needs `score` (or exactly one entry in `needs`)")
+        self.perspective = perspective
+
+    def select(self, records, scores, k):
+        ids, v = self._values(records, scores, self.score)
+        info = {"order": ORDERS.get(self.score, f"{self.score} descending, then id")}
+        if self.score == "difficulty":
+            info["perspective"] = self.perspective
+        return Selection(top_k(ids, v, k), info)
+
+
+class IFD(Strategy):
+    """Cherry LLM: drop IFD > ``max_ifd`` (the answer is easier without the instruction), then the highest IFD."""
+
+    def __init__(self, name, needs=("ifd",), max_ifd: float = 1.0):
+        super().__init__(name, needs)
+        self.max_ifd = float(max_ifd)
+
+    def select(self, records, scores, k):
+        ids, v = self._values(records, scores, "ifd")
+        keep = v <= self.max_ifd
+        if keep.sum() < k:
+            raise DiqError(f"only {int(keep.sum())} samples have IFD ≤ {self.max_ifd:g}, fewer than k={k}\n"
+                           f"  fix: lower the budget or raise selection.max_ifd")
+        kept = [i for i in range(len(ids)) if keep[i]]
+        return Selection(top_k([ids[i] for i in kept], v[kept], k), {"n_ifd_above_max": int((~keep).sum())})
+
+
+def strategy_names() -> list[str]:
+    from pathlib import Path
+
+    return sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "conf" / "selection").glob("*.yaml"))
+
+
+def load_selection(name: str, **overrides) -> Strategy:
+    """Build ``conf/selection/<name>.yaml`` outside a run (tests, notebooks); ``${seed}`` resolves to ``seed``."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "conf" / "selection" / f"{name}.yaml"
+    if not path.exists():
+        raise DiqError(f"unknown selection strategy {name!r}\n  fix: choose one of {', '.join(strategy_names())} "
+                       f"(selection=<name>)")
+    seed = overrides.pop("seed", 0)
+    cfg = OmegaConf.merge(OmegaConf.create({"seed": seed}), {"selection": OmegaConf.load(path)},
+                          {"selection": overrides})
+    return build(cfg.selection)

@@ -4,8 +4,9 @@ gets a named error with the key and the fix (exit 2), instead of a traceback or 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .errors import DiqError
 from .projection import KINDS
@@ -33,12 +34,40 @@ def _num(value, key: str, lo: float, hi: float, fix: str) -> float:
 
 def check_secret_names(cfg: DictConfig) -> None:
     """A key pasted where the *name* of an environment variable belongs is refused (and never written anywhere)."""
-    for where, node in (("scoring.difficulty.judge", cfg.scoring.difficulty.get("judge")),):
+    for where, node in (("judge", cfg.get("judge")),):
         name = (node or {}).get("api_key_env")
         if isinstance(name, str) and (KEYLIKE.match(name) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)):
             raise DiqError(f"{where}.api_key_env holds something that is not an environment variable name (it looks "
                            f"like a key; it was not used or written)\n  fix: export the key, e.g. "
                            f"OPENAI_API_KEY=..., and set {where}.api_key_env=OPENAI_API_KEY")
+
+
+def check_components(cfg: DictConfig) -> None:
+    """The strategy builds (its keys are its constructor's arguments), every score it needs has a scorer, and the
+    difficulty source is the one its `_target_` computes."""
+    from .scoring import scorer
+    from .selection import build
+
+    sel = cfg.selection
+    conf = Path(__file__).resolve().parent.parent / "conf"
+    known = {p.stem: OmegaConf.load(p).get("_target_") for p in sorted((conf / "selection").glob("*.yaml"))}
+    if sel.get("name") in known and known[sel.name] != sel.get("_target_"):
+        raise DiqError(f"selection.name={sel.name} but selection._target_={sel.get('_target_')} (conf/selection/"
+                       f"{sel.name}.yaml names {known[sel.name]})\n  fix: choose the strategy with selection={sel.name}")
+    if sel.get("name") not in known and sel.get("_target_") in known.values():
+        raise DiqError(f"unknown selection strategy {sel.get('name')!r} (its _target_ {sel._target_} is a built-in "
+                       f"strategy's)\n  fix: choose one of {', '.join(known)} (selection=<name>), or name your own "
+                       f"class with selection._target_")
+    strat = build(sel)
+    for need in strat.needs:
+        scorer(cfg, need)
+    if "difficulty" in strat.needs:
+        d = cfg.scoring.difficulty
+        path = conf / "scoring" / "difficulty" / f"{d.get('source')}.yaml"
+        expect = OmegaConf.load(path).get("_target_") if path.exists() else None
+        if expect is not None and expect != d.get("_target_"):
+            raise DiqError(f"scoring.difficulty.source={d.source} but scoring.difficulty._target_={d.get('_target_')}"
+                           f"\n  fix: choose a difficulty source with its config group: scoring/difficulty={d.source}")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -63,6 +92,7 @@ def validate(cfg: DictConfig) -> None:
                            f"  fix: a non-empty ordered list of {', '.join(QUADRANTS)}")
     if sel.get("quadrant") is not None and sel.name == "quadrant" and sel.quadrant not in QUADRANTS:
         raise DiqError(f"selection.quadrant={sel.quadrant!r}; choose one of {', '.join(QUADRANTS)}")
+    check_components(cfg)
     v = cfg.scoring.validation
     _int(v.per_task, "scoring.validation.per_task", 1, fix="items per target benchmark, e.g. 20")
     for key in ("influence", "less"):

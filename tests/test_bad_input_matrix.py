@@ -149,7 +149,7 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["eval.batch_size=auto"], r"eval.batch_size='auto': use a positive integer"),
     (["eval.prompt=fancy"], r"eval.prompt='fancy'; choose"),
     (["eval.matcher=lenient"], r"eval.matcher='lenient'; choose"),
-    (["scoring.difficulty.judge.api_key_env=sk-abcdefghijklmnopqrstuvwx"], r"api_key_env holds something"),
+    (["judge=openai", "judge.api_key_env=sk-abcdefghijklmnopqrstuvwx"], r"api_key_env holds something"),
     (["scoring.influence.proj_dim=-5"], r"scoring.influence.proj_dim=-5 is out of range"),
     (["train.lr=big"], r"train.lr='big' is not a number"),
     (["scoring.validation.sources=pubmed"], r"scoring.validation.sources='pubmed'; use auto"),

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT
 
-ARGS = ["model=tiny", "logger=disabled", "selection=diq", "scoring.difficulty.source=loss", "eval.limit=8",
+ARGS = ["model=tiny", "logger=disabled", "selection=diq", "scoring/difficulty=loss", "eval.limit=8",
         "eval.max_gen_toks=8", "scoring.influence.batch_tokens=1024"]
 
 
@@ -135,7 +135,7 @@ def test_cache_can_be_moved_or_copied_and_damage_is_recomputed(tmp_path, tiny_pa
     from diq.run import run
 
     def go(cache, name, *extra):
-        cfg = compose(["model=tiny", "logger=disabled", "selection=diq", "scoring.difficulty.source=loss",
+        cfg = compose(["model=tiny", "logger=disabled", "selection=diq", "scoring/difficulty=loss",
                        "eval.limit=4", "eval.max_gen_toks=4", "pool.limit=40", f"cache_dir={cache}", *extra])
         with open_dict(cfg):
             cfg.output_dir = str(tmp_path / name)
@@ -172,7 +172,8 @@ def test_train_lr_does_not_change_the_influence_key_without_warmup(tmp_path):
     from omegaconf import open_dict
 
     from conftest import compose
-    from diq.scores import ScoreContext, _influence_key
+    from diq.scoring.context import ScoreContext
+    from diq.scoring.influence import influence_key
 
     keys = []
     for lr in ("1e-4", "5e-4"):
@@ -181,7 +182,7 @@ def test_train_lr_does_not_change_the_influence_key_without_warmup(tmp_path):
             cfg.output_dir = str(tmp_path)
         ctx = ScoreContext([{"id": "a", "question": "q", "reasoning": "", "response": "r"}], "m", cfg, tmp_path)
         ctx._val = ([], {"hash": "v", "n": 0, "tasks": {}})
-        keys.append(_influence_key(ctx))
+        keys.append(influence_key(ctx))
     assert keys[0] == keys[1] and keys[0]["influence"]["warmup"] == {"enabled": False}
 
 

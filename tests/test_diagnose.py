@@ -8,14 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from diq import scores as scores_mod
 from diq.diagnose import RunScores, diagnose, jaccard, main
 from diq.run import run
+from diq.scoring import cache as scores_mod
 
 
 @pytest.fixture
 def scored_run(run_cfg, tmp_path):
-    rec = run(run_cfg("selection=diq", "scoring.difficulty.source=loss", "pool.limit=60", "budget.fraction=0.2",
+    rec = run(run_cfg("selection=diq", "scoring/difficulty=loss", "pool.limit=60", "budget.fraction=0.2",
                       "scoring.validation.per_task=4", "stop_after=select", "scoring.influence.batch_tokens=2048",
                       out="scored"))
     return tmp_path / "scored", rec

@@ -129,8 +129,8 @@ def test_judge_classifier_is_the_papers_recipe(run_cfg, tiny_path, tmp_path):
     whole pool; the judge sees the reasoning too."""
     from diq.run import run
 
-    cfg = run_cfg("selection=difficulty", "pool.limit=40", "scoring.difficulty.source=judge_classifier",
-                  "+model@scoring.difficulty.judge.model=tiny", "scoring.difficulty.judge_classifier.label_n=12",
+    cfg = run_cfg("selection=difficulty", "pool.limit=40", "scoring/difficulty=judge_classifier",
+                  "+model@judge.model=tiny", "scoring.difficulty.judge_classifier.label_n=12",
                   f"scoring.difficulty.judge_classifier.backbone={tiny_path}",
                   "scoring.difficulty.judge_classifier.epochs=1", "stop_after=select")
     rec = run(cfg)
@@ -181,8 +181,8 @@ def test_paper_setting_difficulty_through_a_judge_endpoint(server, tiny_path, tm
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-judge-0000")
     cfg = compose(["experiment=paper_base", "debug=tiny", "selection=difficulty", "budget=p10", "stop_after=select",
-                   "scoring.difficulty.source=judge_classifier", f"scoring.difficulty.judge.base_url={server}",
-                   "scoring.difficulty.judge.backoff=0.01", "scoring.difficulty.judge_classifier.label_n=12",
+                   "scoring/difficulty=judge_classifier", f"judge.base_url={server}",
+                   "judge.backoff=0.01", "scoring.difficulty.judge_classifier.label_n=12",
                    f"scoring.difficulty.judge_classifier.backbone={tiny_path}",
                    "scoring.difficulty.judge_classifier.epochs=1", f"cache_dir={cache_dir}"])
     with open_dict(cfg):

@@ -131,7 +131,7 @@ def test_sharded_scoring_is_bitwise_identical(run_cfg):
     for i in range(3):
         run(run_cfg(*base, "scoring.influence.shards=3", f"scoring.influence.shard_index={i}",
                     "cache_dir=${oc.env:DIQ_CACHE_DIR}/sharded", out=f"shard{i}"))
-    from diq import scores
+    from diq.scoring import cache as scores
 
     scores.SCORER_CALLS.clear()
     merged = run(run_cfg(*base, "scoring.influence.shards=3", "cache_dir=${oc.env:DIQ_CACHE_DIR}/sharded",

@@ -245,7 +245,7 @@ def test_medical_hub_runs_on_hub_fixtures(tiny_path, monkeypatch):
 def test_local_benchmark_validation_follows_the_evaluation(tmp_path):
     """With eval=local_file the validation targets are the local benchmark (held-out items), not PubMedQA."""
     from conftest import compose
-    from diq.validation import build_validation
+    from diq.scoring.validation import build_validation
 
     rows = [{"question": f"Local item {i} about gland {i * 11}?", "options": ["a", "b", "c", "d"], "answer": "ABCD"[i % 4],
              "uid": f"u{i}"} for i in range(30)]

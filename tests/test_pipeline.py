@@ -57,19 +57,19 @@ def test_full_strategy_and_budget_full(run_cfg):
 
 
 def test_diq_run_records_quadrants_and_plot(run_cfg):
-    rec = run(run_cfg("selection=diq", "scoring.difficulty.source=length", "stop_after=select", out="diq"))
+    rec = run(run_cfg("selection=diq", "scoring/difficulty=length", "stop_after=select", out="diq"))
     info = rec["selection_info"]
     assert sum(info["quadrant_sizes"].values()) == 198
     assert sum(info["selected_per_quadrant"].values()) == 20
     assert Path(rec["plots"][0]).stat().st_size > 5000
     assert rec["scores"]["validation"]["n"] == 20
-    again = run(run_cfg("selection=diq", "scoring.difficulty.source=length", "stop_after=select", out="diq2"))
+    again = run(run_cfg("selection=diq", "scoring/difficulty=length", "stop_after=select", out="diq2"))
     assert again["selection_hash"] == rec["selection_hash"]
     assert again["scores"]["influence"]["reused"] is True
 
 
 def test_sweep_scores_each_sample_once(run_cfg, tmp_path, monkeypatch):
-    from diq import scores
+    from diq.scoring import cache as scores
 
     monkeypatch.setattr(scores, "SCORER_CALLS", scores.SCORER_CALLS.__class__())
     cache = tmp_path / "fresh_cache"
@@ -77,7 +77,7 @@ def test_sweep_scores_each_sample_once(run_cfg, tmp_path, monkeypatch):
     for strat in ["diq", "influence", "difficulty", "quadrant"]:
         for budget in ["0.01", "0.1"]:
             extra = ["selection.fill=true"] if strat == "quadrant" else []
-            rec = run(run_cfg(f"selection={strat}", f"budget.fraction={budget}", "scoring.difficulty.source=loss",
+            rec = run(run_cfg(f"selection={strat}", f"budget.fraction={budget}", "scoring/difficulty=loss",
                               "stop_after=select", f"cache_dir={cache}", *extra, out=f"{strat}-{budget}"))
             hashes[(strat, budget)] = rec["selection_hash"]
     assert scores.SCORER_CALLS == {"influence": 1}  # loss difficulty is the influence pass's by-product
@@ -90,7 +90,7 @@ def test_sweep_scores_each_sample_once(run_cfg, tmp_path, monkeypatch):
     (["budget.fraction=0.001"], "rounds to 0 samples"),
     (["pool=local", "pool.path=/nonexistent/pool.jsonl"], "pool file not found"),
     (["selection.name=nope"], "unknown selection strategy 'nope'"),
-    (["selection=difficulty", "selection.perspective=vibes", "scoring.difficulty.source=judge"],
+    (["selection=difficulty", "selection.perspective=vibes", "scoring/difficulty=judge"],
      "unknown difficulty perspective 'vibes'"),
     (["model=local", "model.path=/nonexistent/model"], "has no config.json"),
     (["eval.tasks=[{name: pubmedqa_pqal_cott, category: S}]"], "did you mean pubmedqa_pqal_cot"),

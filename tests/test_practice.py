@@ -75,8 +75,8 @@ def test_samples_with_openai_judge(run_cfg, cache_dir, server, monkeypatch):
     selected = set(json.loads((run_dir / "selected_ids.json").read_text()))
     assert sorted(it["group"] for it in items) == ["selected"] * 5 + ["unselected"] * 5
     assert all((it["source_id"] in selected) == (it["group"] == "selected") for it in items)
-    rec = json.loads((run_dir / "record.json").read_text())
-    s = rec["expert_practice"]["samples"]
+    assert "expert_practice" not in json.loads((run_dir / "record.json").read_text())  # the record is not rewritten
+    s = json.loads((run_dir / "practice.json").read_text())["samples"]
     for d in DIMENSIONS:
         want = {g: np.mean([expected_rating(it, d) for it in items if it["group"] == g]) for g in ("selected", "unselected")}
         assert s["means"][d]["selected"] == pytest.approx(want["selected"], abs=1e-9)
@@ -129,7 +129,7 @@ def test_generations_compare_runs_paired_and_report(run_cfg, server, tmp_path):
         got = s["differences"][d][f"{lb} - {la}"]
         assert got["paired"] and got["diff"] == pytest.approx(np.mean(diffs), abs=1e-9)
         assert min(diffs) - 1e-9 <= got["ci_low"] <= got["ci_high"] <= max(diffs) + 1e-9
-    rec_b = json.loads((b / "record.json").read_text())["expert_practice"]["generations"]
+    rec_b = json.loads((b / "practice.json").read_text())["generations"]
     assert rec_b["label"] == lb and rec_b["baseline"] == la
     # the report carries a practice table rendered from its CSV
     from diq.report import main as report_main

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from diq import quadrants
 from diq.errors import DiqError
-from diq.selection import get_strategy
+from diq.selection import load_selection
 
 
 def recs(ids):
@@ -68,28 +67,45 @@ def test_budget_full_takes_everything_in_order():
 def test_strategies_on_a_table():
     ids = ["a", "b", "c", "d"]
     scores = {"influence": np.array([0.1, 0.4, 0.3, 0.2]), "difficulty": np.array([1, 2, 3, 4.0])}
-    cfg = OmegaConf.create({"tau_d": 50, "quadrants": ["Q1", "Q2", "Q3", "Q4"], "perspective": "overall"})
-    assert get_strategy("diq").fn(recs(ids), scores, 2, cfg).ids == ["c", "b"]
-    assert get_strategy("influence").fn(recs(ids), scores, 2, cfg).ids == ["b", "c"]
-    assert get_strategy("difficulty").fn(recs(ids), scores, 2, cfg).ids == ["d", "c"]
-    qcfg = OmegaConf.create({"quadrant": "Q4", "tau_d": 50, "fill": False})
-    assert get_strategy("quadrant").fn(recs(ids), scores, 1, qcfg).ids == ["a"]
+    assert load_selection("diq", tau_d=50).select(recs(ids), scores, 2).ids == ["c", "b"]
+    assert load_selection("influence").select(recs(ids), scores, 2).ids == ["b", "c"]
+    assert load_selection("difficulty", perspective="overall").select(recs(ids), scores, 2).ids == ["d", "c"]
+    q4 = load_selection("quadrant", quadrant="Q4", fill=False)
+    assert q4.select(recs(ids), scores, 1).ids == ["a"]
     with pytest.raises(DiqError, match="quadrant Q4 holds 1 samples, fewer than the budget k=2"):
-        get_strategy("quadrant").fn(recs(ids), scores, 2, qcfg)
+        q4.select(recs(ids), scores, 2)
+    assert load_selection("quadrant", quadrant="Q4", fill=True).select(recs(ids), scores, 2).ids[0] == "a"
 
 
 def test_nan_scores_fail_with_ids():
     scores = {"influence": np.array([0.1, np.nan, 0.3]), "difficulty": np.array([1, 2, np.inf])}
     with pytest.raises(DiqError, match=r"1 difficulty score\(s\) are NaN or inf, e.g. for samples \['c'\]"):
-        get_strategy("diq").fn(recs(["a", "b", "c"]), scores, 1, OmegaConf.create({"tau_d": 50}))
+        load_selection("diq").select(recs(["a", "b", "c"]), scores, 1)
     scores["difficulty"][2] = 3.0
     with pytest.raises(DiqError, match=r"1 influence score\(s\) are NaN or inf, e.g. for samples \['b'\]"):
-        get_strategy("diq").fn(recs(["a", "b", "c"]), scores, 1, OmegaConf.create({"tau_d": 50}))
+        load_selection("diq").select(recs(["a", "b", "c"]), scores, 1)
 
 
 def test_unknown_strategy_lists_choices():
     with pytest.raises(DiqError, match=r"unknown selection strategy 'dq'[\s\S]*difficulty, diq, full"):
-        get_strategy("dq")
+        load_selection("dq")
+
+
+def test_a_mistyped_strategy_key_fails_when_the_strategy_is_built():
+    with pytest.raises(DiqError, match=r"selection 'diq' \(diq.selection.Quadrants\): [\s\S]*tau[\s\S]*spelling"):
+        load_selection("diq", tau=50)
+    with pytest.raises(DiqError, match=r"selection.quadrant='Q7'; choose one of Q1, Q2, Q3, Q4"):
+        load_selection("quadrant", quadrant="Q7")
+
+
+def test_every_strategy_is_named_by_target_with_its_needs():
+    from diq.selection import Strategy, strategy_names
+
+    for name in strategy_names():
+        s = load_selection(name)
+        assert isinstance(s, Strategy) and s.name == name
+    assert load_selection("diq").needs == ["influence", "difficulty"] and load_selection("random").needs == []
+    assert load_selection("random", seed=3).seed == 3
 
 
 def test_million_sample_selection_is_fast():

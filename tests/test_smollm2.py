@@ -66,7 +66,7 @@ def test_hooked_dot_matches_independent_loop_and_selection_agrees(smol):
 
 
 def test_smollm2_diq_pipeline_end_to_end(smol, shared_models, tmp_path, monkeypatch):
-    cfg = compose(["model=smollm2_135m", "logger=disabled", "selection=diq", "scoring.difficulty.source=loss",
+    cfg = compose(["model=smollm2_135m", "logger=disabled", "selection=diq", "scoring/difficulty=loss",
                    "pool.limit=24", "budget.fraction=0.25", "scoring.influence.max_length=160",
                    "scoring.validation.per_task=4", "train.max_length=192", "eval.limit=6", "eval.max_gen_toks=24",
                    f"cache_dir={tmp_path / 'cache'}"])

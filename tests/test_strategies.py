@@ -23,14 +23,14 @@ SMALL_LESS = ["scoring.less.proj_dim=256", "scoring.less.warmup.epochs=2", "scor
     ("similarity", [], "b38877b8aba5b7da"),
     ("ifd", [], "6cc51a14e3dc72d0"),
     ("length", [], "183886066e1e23ea"),
-    ("difficulty", ["scoring.difficulty.source=pass_rate"], "b4f817d5b8af1f6e"),
-    ("difficulty", ["scoring.difficulty.source=judge", "selection.perspective=reasoning", "pool.limit=20",
-                    "scoring.difficulty.judge.max_length=256"], "9794fbbbff1e6e5e"),
+    ("difficulty", ["scoring/difficulty=pass_rate"], "b4f817d5b8af1f6e"),
+    ("difficulty", ["scoring/difficulty=judge", "selection.perspective=reasoning", "pool.limit=20",
+                    "judge.max_length=256"], "9794fbbbff1e6e5e"),
     ("diq", ["scoring.influence.warmup.enabled=true", "scoring.influence.warmup.epochs=2",
-             "scoring.influence.warmup.checkpoints=all", "scoring.difficulty.source=loss",
+             "scoring.influence.warmup.checkpoints=all", "scoring/difficulty=loss",
              "scoring.proxies.loss_from_influence=false"], "9e616492637c89ad"),
     ("diq", ["scoring.influence.proj_dim=512", "scoring.influence.normalize=cosine",
-             "scoring.difficulty.source=length"], "ab1b24bb2d920dfd"),
+             "scoring/difficulty=length"], "ab1b24bb2d920dfd"),
 ])
 def test_strategy_selects_k_distinct_ids(run_cfg, strategy, extra, pinned):
     rec = run(run_cfg(f"selection={strategy}", "stop_after=select", *extra, out=strategy))

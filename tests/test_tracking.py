@@ -65,6 +65,7 @@ def test_no_shell_invocation_in_the_package():
 def test_config_holds_only_the_name_of_the_judge_key():
     from conftest import compose
 
-    cfg = compose([])
-    assert cfg.scoring.difficulty.judge.api_key_env == "OPENAI_API_KEY"
-    assert "api_key" not in {k for k in cfg.scoring.difficulty.judge if k != "api_key_env"}
+    cfg = compose(["judge=openai"])
+    assert cfg.judge.api_key_env == "OPENAI_API_KEY"
+    assert "api_key" not in {k for k in cfg.judge if k != "api_key_env"}
+    assert compose(["experiment=paper_base"]).scoring.difficulty.judge.api_key_env == "OPENAI_API_KEY"

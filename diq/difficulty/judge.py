@@ -155,26 +155,49 @@ def check_local_judge(cfg, path: str, records: list[dict], n_perspectives: int) 
              f"({est['params'] / 1e9:.2f} B parameters) ≈ {est['hours']:.2f} h on {est['device']}")
     if est["params"] > 1e9 and est["device"] == "cpu" and not cfg.get("force", False):
         raise DiqError(f"a {est['params'] / 1e9:.1f} B-parameter local judge on CPU: {est['prompts']} prompts, about "
-                       f"{est['hours']:.0f} h\n  fix: use a GPU (scoring.difficulty.judge.device=cuda), an endpoint "
-                       f"(judge.backend=openai), source=judge_classifier with a smaller label_n, or "
-                       f"scoring.difficulty.judge.force=true")
+                       f"{est['hours']:.0f} h\n  fix: use a GPU (judge.device=cuda), an endpoint "
+                       f"(judge=openai), scoring/difficulty=judge_classifier with a smaller label_n, or "
+                       f"judge.force=true")
     return est
 
 
-def make_judge(cfg, model_path: str | None = None, records: list[dict] | None = None, n_perspectives: int = 3):
-    if cfg.backend == "local":
-        from ..models import resolve_model
+def local_judge(cfg, model_path: str | None = None, records: list[dict] | None = None, n_perspectives: int = 3):
+    """``conf/judge/local.yaml``: a transformers model (``judge.model``, or the run's model); with ``records`` its cost
+    is printed first and a > 1B judge on CPU is refused unless forced."""
+    from ..models import resolve_model
 
-        path = resolve_model(cfg.model) if cfg.get("model") else model_path
-        if records is not None:
-            check_local_judge(cfg, path, records, n_perspectives)
-        return LocalJudge(path, device=cfg.get("device", "cpu"), dtype=cfg.get("dtype", "float32"),
-                          max_length=int(cfg.get("max_length", 2048)), batch_size=int(cfg.get("batch_size", 4)))
-    if cfg.backend == "openai":
-        return OpenAIJudge(cfg.base_url, cfg.model_name, api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"),
-                           timeout=float(cfg.get("timeout", 60)), max_retries=int(cfg.get("max_retries", 5)),
-                           backoff=float(cfg.get("backoff", 1.0)), logprobs=bool(cfg.get("logprobs", True)))
-    raise DiqError(f"scoring.difficulty.judge.backend={cfg.backend!r}; choose local or openai")
+    path = resolve_model(cfg.model) if cfg.get("model") else model_path
+    if path is None:
+        raise DiqError("judge=local needs judge.model (a conf/model config) when there is no run model\n"
+                       "  fix: +model@judge.model=<name>, or judge=openai")
+    if records is not None:
+        check_local_judge(cfg, path, records, n_perspectives)
+    return LocalJudge(path, device=cfg.get("device", "cpu"), dtype=cfg.get("dtype", "float32"),
+                      max_length=int(cfg.get("max_length", 2048)), batch_size=int(cfg.get("batch_size", 4)))
+
+
+def openai_judge(cfg, model_path: str | None = None, records: list[dict] | None = None, n_perspectives: int = 3):
+    """``conf/judge/openai.yaml``: an OpenAI-compatible endpoint; the key comes from ``$<api_key_env>`` only."""
+    if not cfg.get("base_url") or not cfg.get("model_name"):
+        raise DiqError("judge=openai needs judge.base_url and judge.model_name\n"
+                       "  fix: judge.base_url=http://host:8000/v1 judge.model_name=<served model>")
+    return OpenAIJudge(cfg.base_url, cfg.model_name, api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"),
+                       timeout=float(cfg.get("timeout", 60)), max_retries=int(cfg.get("max_retries", 5)),
+                       backoff=float(cfg.get("backoff", 1.0)), logprobs=bool(cfg.get("logprobs", True)))
+
+
+BACKENDS = {"local": "diq.difficulty.judge.local_judge", "openai": "diq.difficulty.judge.openai_judge"}
+
+
+def make_judge(cfg, model_path: str | None = None, records: list[dict] | None = None, n_perspectives: int = 3):
+    """The judge that ``cfg._target_`` names (conf/judge/<backend>.yaml), built by Hydra's ``instantiate``."""
+    from hydra.utils import instantiate
+
+    target = cfg.get("_target_") or BACKENDS.get(str(cfg.get("backend")))
+    if target is None:
+        raise DiqError(f"judge.backend={cfg.get('backend')!r} and no judge._target_\n  fix: judge=local or judge=openai "
+                       f"(conf/judge/)")
+    return instantiate({"_target_": target, "_partial_": True})(cfg, model_path, records, n_perspectives)
 
 
 def rate_cached(judge, tasks: list[tuple[dict, str]], prompt_fn, partial_path: Path, key: str = "id",

@@ -33,14 +33,16 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _judge_cfg(args) -> dict:
+    """The judge of conf/judge/<--judge>.yaml (the one the difficulty stage uses), with the command's flags on top."""
+    base = OmegaConf.to_container(OmegaConf.load(CONF / "judge" / f"{args.judge}.yaml"))
     if args.judge == "local":
         model = args.judge_model
         mcfg = OmegaConf.load(CONF / "model" / f"{model}.yaml") if (CONF / "model" / f"{model}.yaml").exists() \
             else OmegaConf.create({"name": Path(model).name, "source": "local", "path": model})
-        return {"backend": "local", "model": OmegaConf.to_container(mcfg), "device": args.device,
-                "max_length": args.judge_max_length, "batch_size": 4}
-    return {"backend": "openai", "base_url": args.base_url, "model_name": args.model_name,
-            "api_key_env": args.api_key_env, "max_retries": args.max_retries, "backoff": args.backoff}
+        return {**base, "model": OmegaConf.to_container(mcfg), "device": args.device,
+                "max_length": args.judge_max_length}
+    return {**base, "base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
+            "max_retries": args.max_retries, "backoff": args.backoff}
 
 
 def rate_items(items: list[dict], jcfg: dict, cache_dir: Path) -> dict[str, dict[str, float]]:
@@ -85,10 +87,11 @@ def _print_summary(title: str, s: dict) -> None:
             print(f"  {d:<24} {name}: {b['diff']:+.2f} [95% CI {b['ci_low']:+.2f}, {b['ci_high']:+.2f}]")
 
 
-def _update_record(path: Path, key: str, value: dict) -> None:
-    rec = json.loads(path.read_text(encoding="utf-8"))
-    rec.setdefault("expert_practice", {})[key] = value
-    write_json(path, rec)
+def _write_practice(record_path: Path, key: str, value: dict) -> Path:
+    """``practice.json`` beside the run's record (``record.json`` itself is never rewritten); the report reads it."""
+    path = record_path.parent / "practice.json"
+    done = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return write_json(path, {**done, key: value})
 
 
 def _track(rec: dict, key: str, s: dict, mode: str) -> str | None:
@@ -118,9 +121,9 @@ def cmd_samples(args) -> int:
     s.update(judge=_judge_for_record(_judge_cfg(args)), n_per_group=args.n, seed=args.seed)
     s["wandb"] = _track(rec, "samples", s, args.wandb)
     write_json(out / "samples_summary.json", s)
-    _update_record(path, "samples", s)
+    _write_practice(path, "samples", s)
     _print_summary(f"expert practice, training samples of {run_label(rec)} (judge {args.judge})", s)
-    print(f"\nwrote {out / 'samples_summary.json'} and record field expert_practice.samples")
+    print(f"\nwrote {out / 'samples_summary.json'} and {path.parent / 'practice.json'} (samples)")
     return 0
 
 
@@ -150,10 +153,10 @@ def cmd_generations(args) -> int:
         own["wandb"] = _track(rec, "generations", {**s, "groups": [own["label"]],
                                                    "means": {d: {own["label"]: own["means"][d]} for d in DIMENSIONS},
                                                    "differences": own["differences"]}, args.wandb)
-        _update_record(path, "generations", own)
+        _write_practice(path, "generations", own)
     _print_summary(f"expert practice, generations on {len(questions)} {args.questions} questions "
                    f"(judge {args.judge}; differences paired by question, vs {labels[0]})", s)
-    print(f"\nwrote {out / 'generations_summary.json'} and record field expert_practice.generations")
+    print(f"\nwrote {out / 'generations_summary.json'} and practice.json (generations) beside each run's record")
     return 0
 
 

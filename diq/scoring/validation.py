@@ -11,9 +11,9 @@ import random
 
 from omegaconf import DictConfig, OmegaConf
 
-from .artifacts import sha256_obj
-from .errors import DiqError
-from .tasks import mcq
+from ..artifacts import sha256_obj
+from ..errors import DiqError
+from ..tasks import mcq
 
 
 def _as_record(doc: dict, task: str, reasoning: str = "") -> dict:
@@ -25,7 +25,7 @@ def _as_record(doc: dict, task: str, reasoning: str = "") -> dict:
 def auto_sources(eval_cfg) -> list[dict]:
     """The validation follows the evaluation: one source per averaged benchmark (category S or C), from the
     task's ``validation`` spec (its train/dev split, or ``holdout`` items of the benchmark file itself)."""
-    from .evaluate import task_specs
+    from ..evaluate import task_specs
 
     out, seen = [], {}
     for spec in task_specs(eval_cfg):
@@ -69,20 +69,20 @@ def _source_docs(src: dict) -> tuple[list[dict], dict[str, str]]:
         except mcq.MCQError as e:
             raise DiqError(f"validation source {src.get('name')!r}: {e}") from None
     if kind == "holdout":
-        from .tasks import bundle
+        from ..tasks import bundle
 
         spec = src["spec"]
         if spec.get("bundle"):
             b = spec["bundle"]
             docs = bundle.source_docs(b["path"], b["source"], b["holdout"], b["holdout_seed"], part="held")
         else:
-            from .evaluate import _local_docs
+            from ..evaluate import _local_docs
 
             docs = bundle.split_holdout(_local_docs(spec), int(spec["local"].get("holdout", src["holdout"]) or 0),
                                         src["holdout_seed"])[1]
         return docs, {}
     if kind == "hub":
-        from .hub import load_dataset
+        from ..hub import load_dataset
 
         ds = load_dataset(src["hub_id"], src.get("hub_config"), src["split"],
                           "a local_file validation source (scoring.validation.sources) or hub_fixtures")
@@ -128,3 +128,26 @@ def build_validation(cfg: DictConfig, seed: int, eval_cfg=None) -> tuple[list[di
     info["n"] = len(out)
     info["hash"] = sha256_obj([{k: r[k] for k in ("id", "task", "question", "reasoning", "response")} for r in out])
     return out, info
+
+
+def decontaminated(cfg: DictConfig, decontam) -> tuple[list[dict], dict, dict | None]:
+    """The run's validation set, checked against every scored benchmark item (``decontam`` = (mode, docs, n) or
+    None). Returns (records, info, decontamination summary or None). With ``drop``, a flagged item is an error:
+    dropping it would silently shrink the validation set below what was asked for."""
+    recs, info = build_validation(cfg.scoring.validation, int(cfg.seed), cfg.eval)
+    if decontam is None:
+        return recs, info, None
+    from .. import decontam as dc
+
+    mode, docs, n = decontam
+    rep = dc.check(recs, docs, n)
+    if rep.ids and mode == "drop":
+        short = {t: (len(ids), sum(i not in rep.ids for i in ids)) for t, ids in info["tasks"].items()}
+        raise DiqError(
+            "decontamination leaves fewer validation items than asked for: " + ", ".join(
+                f"{t}: {b} of {a}" for t, (a, b) in short.items() if b < a) +
+            f" (flagged: {[x['id'] + ' ~ ' + x['doc'] for x in rep.exact + rep.ngram][:6]})\n"
+            "  fix: the validation items overlap scored benchmark items; take them from a split that "
+            "does not, or set decontaminate=warn to keep them knowingly")
+    dc.apply(mode, "validation", recs, rep)  # warn: says so; fail: raises
+    return recs, info, rep.summary()

@@ -1,0 +1,139 @@
+"""``python -m diq.report`` — tables from run records, one row per distinct configuration, seeds averaged.
+
+  python -m diq.report --experiment main_table            # records under ./runs/<id> and ./multirun/<id>
+  python -m diq.report --records runs/x/*/ --table mine   # explicit record folders
+  python -m diq.report --experiment demo --wandb          # also log the table to W&B (the experiment's group)
+  python -m diq.report --render results/demo.csv          # re-render the markdown from a committed CSV
+  python -m diq.report --check                            # every results/*.md equals its CSV's rendering
+
+Rows are grouped by each record's ``cell_hash`` (its configuration with the seed removed), so only seeds are
+averaged; for one configuration and seed the newest complete record wins. Duplicates and failed records set aside
+are counted in the footer; a configuration with no complete record shows as a failed row with its error. Writes
+``./results/<table>.csv`` (the data), ``<table>.md`` (rendered from the CSV only: what was measured, then the
+table), ``<table>.provenance.md`` (each row's run folders, command, commit, W&B runs, per-item files) and
+``<table>_avga.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .records import COLUMNS, ROOT, dedupe, find_records, load_records
+from .render import _read_csv, plot, render, render_provenance, write_csv
+from .table import PRACTICE_COLUMNS, aggregate, practice_rows
+
+
+def wandb_records(path: str, group: str) -> list[dict]:
+    """Records from W&B runs (online): each run's config + summary mapped to the local record's fields."""
+    import wandb
+
+    out = []
+    for run in wandb.Api().runs(path, filters={"group": group}):
+        s, c = run.summary, run.config
+        if s.get("status") != "complete":
+            continue
+        out.append({"strategy": c["selection"]["name"], "budget_fraction": c["budget"]["fraction"], "seed": c["seed"],
+                    "model": c["model"]["name"], "pool": c["pool"]["name"], "experiment": group, "config": c,
+                    "git": {"sha": next((t[4:] for t in run.tags if t.startswith("git:")), None)},
+                    "averages": {k: s.get(f"eval/{k}") for k in ("AvgS", "AvgC", "AvgA")}})
+    return out
+
+
+def log_to_wandb(rows: list[dict], table: str, group: str | None) -> str | None:
+    """The table as a W&B Table in the experiment's group (job type ``report``); mode and key from the environment."""
+    import os
+
+    import wandb
+
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "diq"), group=group or table,
+                     job_type="report", name=f"table-{table}", reinit="finish_previous")
+    if run is None or getattr(run, "disabled", False):
+        return None
+    run.log({f"table/{table}": wandb.Table(dataframe=pd.DataFrame(rows, columns=COLUMNS).astype(str))})
+    path = getattr(run, "path", None)
+    run.finish()
+    return path
+
+
+def main(argv=None) -> int:
+    from diq.logs import cli_logging
+
+    cli_logging()
+    ap = argparse.ArgumentParser(prog="python -m diq.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--experiment")
+    ap.add_argument("--records", nargs="*", default=[])
+    ap.add_argument("--table", help="table name (default: the experiment id)")
+    ap.add_argument("--wandb", action="store_true", help="also log the table as a W&B Table to the experiment's group")
+    ap.add_argument("--wandb-runs", help="entity/project: also read that W&B project's runs in the experiment's group")
+    ap.add_argument("--out", default="results", help="output folder (default: ./results of the current folder)")
+    ap.add_argument("--render", help="re-render the markdown of one CSV")
+    ap.add_argument("--check", action="store_true", help="fail if any results/*.md differs from its CSV's rendering")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    if args.render:
+        p = Path(args.render)
+        p.with_suffix(".md").write_text(render(p))
+        if "dimension" not in _read_csv(p).columns:
+            p.with_name(f"{p.stem}.provenance.md").write_text(render_provenance(p))
+        return 0
+    if args.check:
+        bad = []
+        for c in sorted(out.glob("*.csv")):
+            if not c.with_suffix(".md").exists() or c.with_suffix(".md").read_text() != render(c):
+                bad.append(str(c.with_suffix(".md")))
+            prov = c.with_name(f"{c.stem}.provenance.md")
+            if "dimension" not in _read_csv(c).columns and (not prov.exists() or prov.read_text() != render_provenance(c)):
+                bad.append(str(prov))
+        if bad:
+            print(f"error: results out of date (rebuild them with `python -m diq.report --experiment <id>` or "
+                  f"`--render <csv>`): {bad}", file=sys.stderr)
+            return 1
+        print(f"{out}/: {len(list(out.glob('*.csv')))} table(s) match their CSVs")
+        return 0
+    table = args.table or args.experiment
+    if not table:
+        ap.error("give --experiment or --table with --records")
+    paths = find_records(args.experiment, args.records)
+    records, bad = load_records(paths)
+    for b in bad:
+        print(f"warning: skipped an unreadable record: {b}", file=sys.stderr)
+    if args.wandb_runs:
+        records += [{**r, "_path": f"wandb:{args.wandb_runs}", "_mtime": 0.0, "status": "complete"}
+                    for r in wandb_records(args.wandb_runs, args.experiment)]
+    if not any(r.get("status") == "complete" for r in records) and not records:
+        print(f"error: no record.json found for {table!r} (looked under runs/{args.experiment}, "
+              f"multirun/{args.experiment} of {Path.cwd()} and of {ROOT}, and {args.records})\n"
+              f"  fix: run the experiment first (python -m diq.run experiment={args.experiment}) or pass --records",
+              file=sys.stderr)
+        return 2
+    kept, dups, failed_aside = dedupe(records)
+    rows = aggregate(kept, table, None, dups, failed_aside)
+    csv_path = out / f"{table}.csv"
+    write_csv(rows, csv_path)
+    csv_path.with_suffix(".md").write_text(render(csv_path))
+    csv_path.with_name(f"{table}.provenance.md").write_text(render_provenance(csv_path))
+    plot(rows, out / f"{table}_avga.png")
+    scatter = next((Path(r["plots"][0]) for r in kept if r.get("plots")), None)
+    if scatter and scatter.exists():
+        shutil.copyfile(scatter, out / f"{table}_quadrants.png")
+    n_failed = sum(r["status"] == "failed" for r in rows)
+    print(f"wrote {csv_path.resolve()}, {csv_path.with_suffix('.md').name} and {table}.provenance.md: {len(rows)} row(s) "
+          f"from {len(kept)} record(s); set aside {dups} duplicate(s) and {failed_aside} failed record(s)"
+          + (f"; {n_failed} row(s) failed" if n_failed else ""))
+    if args.wandb:
+        path = log_to_wandb(rows, table, args.experiment)
+        print(f"logged the table to W&B: {path}" if path else "W&B is disabled (WANDB_MODE): nothing logged")
+    prows = practice_rows([r for r in kept if r.get("status") == "complete"], table)
+    if prows:
+        p_csv = out / f"{table}_practice.csv"
+        write_csv(prows, p_csv, PRACTICE_COLUMNS)
+        p_csv.with_suffix(".md").write_text(render(p_csv))
+        print(f"wrote {p_csv} and {p_csv.with_suffix('.md')} (expert practice)")
+    return 0
+

@@ -1,0 +1,105 @@
+"""Finding, reading and de-duplicating run records (newest complete record per configuration and seed)."""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER = ROOT / "experiments" / "paper_numbers.json"
+PAPER_MODEL = "llama31_8b_instruct"
+PAPER_POOL = "medical_o1"
+COLUMNS = ["table", "strategy", "budget", "cell", "status", "n_seeds", "seeds", "AvgS", "AvgS_std", "AvgC", "AvgC_std",
+           "AvgA", "AvgA_std", "n_S", "n_C", "paper_AvgS", "paper_AvgC", "paper_AvgA", "delta_AvgA", "model", "pool",
+           "n_pool", "benchmarks", "eval_limit", "difficulty", "validation", "limited", "score_s", "train_s", "eval_s",
+           "device", "select_cost_vs_full", "total_cost_vs_full", "error", "records", "set_aside_duplicates",
+           "set_aside_failed", "in_domain_precision", "in_domain_precision_std", "in_domain_base_rate",
+           "corrupted_share", "corrupted_share_std", "corrupted_base_rate", "AvgA_ci95", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]
+
+
+def budget_name(f, strategy: str | None = None) -> str:
+    if strategy == "none":
+        return "base"
+    return "full" if float(f) >= 1.0 else f"p{float(f) * 100:g}"
+
+
+# --------------------------------------------------------------------------------------------- records
+def find_records(experiment: str | None, paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    names = ("record.json", "record.failed.json")
+    if experiment:
+        for base in {Path("runs") / experiment, Path("multirun") / experiment, ROOT / "runs" / experiment,
+                     ROOT / "multirun" / experiment}:
+            for n in names:
+                found += list(base.rglob(n))
+    for p in paths:
+        for g in glob.glob(p):
+            q = Path(g)
+            found += [q] if q.name in names else [x for n in names for x in q.rglob(n)]
+    return sorted({p.resolve() for p in found})
+
+
+def load_records(paths: list[Path]) -> tuple[list[dict], list[str]]:
+    """Parsed records (each with ``_path``); unreadable files are named and skipped, never fatal."""
+    recs, bad = [], []
+    for p in paths:
+        try:
+            r = json.loads(p.read_text())
+            if not isinstance(r, dict) or "strategy" not in r:
+                raise ValueError("not a diq record")
+        except (OSError, ValueError) as e:
+            bad.append(f"{p}: {type(e).__name__}: {str(e)[:120]}")
+            continue
+        practice = p.parent / "practice.json"  # written by diq.practice beside the record
+        if practice.exists():
+            try:
+                r["expert_practice"] = {**(r.get("expert_practice") or {}), **json.loads(practice.read_text())}
+            except ValueError as e:
+                bad.append(f"{practice}: {type(e).__name__}: {str(e)[:120]} (the record was read without it)")
+        r["_path"] = str(p)
+        r["_mtime"] = p.stat().st_mtime
+        recs.append(r)
+    return recs, bad
+
+
+def _strip_seeds(x):
+    if isinstance(x, dict):
+        return {k: _strip_seeds(v) for k, v in x.items() if k != "seed"}
+    if isinstance(x, list):
+        return [_strip_seeds(v) for v in x]
+    return x
+
+
+def cell_key(r: dict) -> str:
+    """The record's configuration without its seed (``cell_hash``, written by diq.run; rebuilt for older records)."""
+    if r.get("cell_hash"):
+        return r["cell_hash"]
+    from ..artifacts import sha256_obj
+
+    c = r.get("config")
+    if not c:  # failed before its config was resolved (e.g. config validation): its command-line cell names it
+        return sha256_obj({"cell": r.get("cell"), "strategy": r.get("strategy"), "model": r.get("model"),
+                           "experiment": r.get("experiment"), "budget": r.get("budget_fraction")})
+    return sha256_obj(_strip_seeds({k: c.get(k) for k in ("pool", "model", "selection", "budget", "train", "eval",
+                                                          "scoring")}))
+
+
+def dedupe(records: list[dict]) -> tuple[list[dict], int, int]:
+    """Newest complete record per (configuration, seed); failed records only where nothing completed.
+    Returns (kept, duplicates set aside, failed records set aside)."""
+    by: dict[tuple, list[dict]] = {}
+    for r in records:
+        by.setdefault((cell_key(r), r.get("seed")), []).append(r)
+    kept, dups, failed_aside = [], 0, 0
+    for rs in by.values():
+        rs = sorted(rs, key=lambda r: (r.get("finished_at") or "", r["_mtime"]), reverse=True)
+        done = [r for r in rs if r.get("status") == "complete"]
+        if done:
+            kept.append(done[0])
+            dups += len(done) - 1
+            failed_aside += len(rs) - len(done)
+        else:
+            kept.append(rs[0])
+            failed_aside += len(rs) - 1
+    return kept, dups, failed_aside

@@ -1,0 +1,183 @@
+"""One row per distinct configuration (cell_hash): seeds averaged, the paper's numbers beside, costs, planted
+precision, and the evidence (run folders, commits, per-item files) of every row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .records import PAPER, PAPER_MODEL, PAPER_POOL, budget_name, cell_key
+
+
+def _paper_rows() -> dict[tuple[str, str], dict]:
+    if not PAPER.exists():
+        return {}
+    data = json.loads(PAPER.read_text())
+    return {(r["strategy"], r["budget"]): r for r in data["main_table"]}
+
+
+def _strategy_label(r: dict) -> str:
+    sel = (r.get("config") or {}).get("selection") or {}
+    s = r["strategy"]
+    if s == "difficulty" and sel.get("perspective"):
+        s += f":{sel['perspective']}"
+    if s == "quadrant" and sel.get("quadrant"):
+        s += f":{sel['quadrant']}"
+    s = "base model" if s == "none" else s
+    if r.get("dpo") or ((r.get("config") or {}).get("dpo") or {}).get("enabled"):
+        s += " + DPO"
+    return s
+
+
+def context(r: dict) -> dict:
+    """What a record measured: model, pool and size, benchmarks with n each, limits, difficulty source, validation."""
+    c = r.get("config") or {}
+    ev = (r.get("eval") or {}).get("tasks") or {}
+    bench = " ".join(f"{n}:{t.get('n')}" for n, t in sorted(ev.items()))
+    if not bench and r.get("eval_plan"):
+        bench = " ".join(sorted(r["eval_plan"]))
+    val = ((r.get("scores") or {}).get("validation") or {}).get("per_task")
+    diff = ((r.get("scores") or {}).get("difficulty") or {}).get("source")
+    limited = []
+    if r.get("hub_fixtures") or r.get("model") == "tiny" or (c.get("hub_fixtures")):
+        limited.append("debug (tiny model / fixtures)")
+    lim = (c.get("eval") or {}).get("limit")
+    if lim:
+        limited.append(f"eval.limit={lim}")
+    if (c.get("pool") or {}).get("limit"):
+        limited.append(f"pool.limit={c['pool']['limit']}")
+    n = r.get("averages_n") or {}
+    paper = (r.get("model") == PAPER_MODEL and r.get("pool") == PAPER_POOL and not limited
+             and n.get("AvgS") == 3 and n.get("AvgC") == 6)
+    return {"model": r.get("model"), "pool": r.get("pool"), "n_pool": r.get("n_pool"), "benchmarks": bench,
+            "eval_limit": lim, "difficulty": diff or "",
+            "validation": " ".join(f"{k}:{v}" for k, v in sorted(val.items())) if val else "",
+            "limited": "; ".join(limited), "_paper": paper}
+
+
+def _cost(r: dict) -> dict:
+    s = r.get("seconds_computed") or r.get("seconds") or {}
+    dev = ((r.get("config") or {}).get("eval") or {}).get("device")
+    return {"score_s": s.get("score", 0.0) + s.get("select", 0.0), "train_s": s.get("train", 0.0),
+            "eval_s": s.get("eval", 0.0), "device": dev}
+
+
+def _rel(p: str) -> str:
+    """A path relative to the current folder when it lies under it (committed tables stay readable elsewhere)."""
+    import os
+
+    try:
+        ap = os.path.abspath(p)
+        return os.path.relpath(ap) if ap.startswith(os.getcwd() + os.sep) else p
+    except (TypeError, ValueError):
+        return p
+
+
+def _mean_std(vals):
+    v = pd.Series([x for x in vals if x is not None], dtype=float) * 100
+    if v.empty:
+        return None, None
+    return round(float(v.mean()), 2), (round(float(v.std(ddof=1)), 2) if len(v) > 1 else None)
+
+
+def aggregate(records: list[dict], table: str, command: str | None, dups: int = 0, failed_aside: int = 0) -> list[dict]:
+    """One row per distinct configuration (cell_hash); seeds are the only thing averaged."""
+    if not records:
+        return []
+    df = pd.DataFrame({"rec": records, "key": [cell_key(r) for r in records]})
+    paper = _paper_rows()
+    rows = []
+    for key, g in df.groupby("key", sort=False):
+        rs = list(g["rec"])
+        done = [r for r in rs if r.get("status") == "complete"]
+        r0 = (done or rs)[0]
+        ctx = context(r0)
+        strat = _strategy_label(r0)
+        budget = budget_name(r0.get("budget_fraction") or 0, r0["strategy"])
+        cell = r0.get("cell") or {}
+        row = {"table": table, "strategy": strat, "budget": budget,
+               "cell": "" if r0["strategy"] == "none" else " ".join(f"{k}={v}" for k, v in sorted(cell.items())),
+               "status": "complete" if done else "failed", "n_seeds": len({r.get("seed") for r in done}),
+               "seeds": " ".join(str(s) for s in sorted({r.get("seed") for r in done})), "records": len(rs),
+               "set_aside_duplicates": dups, "set_aside_failed": failed_aside,
+               **{k: v for k, v in ctx.items() if not k.startswith("_")}}
+        for k in ("AvgS", "AvgC", "AvgA"):
+            row[k], row[f"{k}_std"] = _mean_std([(r.get("averages") or {}).get(k) for r in done])
+        n = r0.get("averages_n") or {}
+        row["n_S"], row["n_C"] = n.get("AvgS"), n.get("AvgC")
+        tasks = (r0.get("eval") or {}).get("tasks") or {}
+        if len(done) == 1 and len(tasks) == 1:  # one benchmark, one seed: its Wilson 95 % interval (×100)
+            ci = next(iter(tasks.values())).get("ci95")
+            row["AvgA_ci95"] = f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}" if ci else None
+        if any(r.get("planted") for r in done):  # experiments/planted.yaml: the known answer
+            pl = [r.get("planted") or {} for r in done]
+            for col, key in (("in_domain_precision", "precision_in_domain"), ("corrupted_share", "share_corrupted")):
+                row[col], row[f"{col}_std"] = _mean_std([p.get(key) for p in pl])
+            row["in_domain_base_rate"] = round(100 * pl[0]["base_rate_in_domain"], 2)
+            row["corrupted_base_rate"] = round(100 * pl[0]["base_rate_corrupted"], 2)
+        p = paper.get((r0["strategy"], budget), {}) if ctx["_paper"] else {}
+        for k in ("AvgS", "AvgC", "AvgA"):
+            row[f"paper_{k}"] = p.get(k)
+        row["delta_AvgA"] = round(row["AvgA"] - p["AvgA"], 2) if p.get("AvgA") and row["AvgA"] is not None else None
+        if done:
+            costs = pd.DataFrame([_cost(r) for r in done])
+            for c in ("score_s", "train_s", "eval_s"):
+                row[c] = round(float(costs[c].mean()), 1)
+            row["device"] = costs["device"].iloc[0]
+        if not done:
+            row["error"] = str(rs[0].get("error") or "?").splitlines()[0][:200]
+        row["run_dirs"] = " ".join(sorted(_rel(str(Path(r["_path"]).parent)) for r in rs))
+        row["commits"] = " ".join(sorted({((r.get("git") or {}).get("sha") or "?")[:12] for r in rs}))
+        row["wandb_runs"] = " ".join(sorted({_rel(str(r["wandb"]).removeprefix("offline:")) if
+                                             str(r["wandb"]).startswith("offline:") else str(r["wandb"])
+                                             for r in rs if r.get("wandb")}))
+        row["command"] = " | ".join(sorted({r.get("command") or command or f"python -m diq.run experiment="
+                                            f"{r.get('experiment')}" for r in rs}))
+        row["per_item"] = " ".join(sorted({_rel(r["per_item"]) for r in done if r.get("per_item")}))
+        row["scores_files"] = " ".join(sorted({_rel(r["scores_file"]) for r in done if r.get("scores_file")}))
+        rows.append(row)
+    full = [r for r in rows if r["strategy"] == "full" and r.get("train_s")]
+    for r in rows:  # the paper's cost claim: scoring DIQ costs 1/1.85 of one full-data SFT run
+        for f in full:
+            if f["model"] == r["model"] and f["pool"] == r["pool"] and r.get("score_s") is not None:
+                r["select_cost_vs_full"] = round(r["score_s"] / f["train_s"], 3)
+                r["total_cost_vs_full"] = round((r["score_s"] + (r.get("train_s") or 0)) / f["train_s"], 3)
+    order = {"base": 0, "full": 3}
+    rows.sort(key=lambda r: (order.get(r["budget"], 1), r["budget"], r["strategy"], r["cell"]))
+    return rows
+
+
+PRACTICE_COLUMNS = ["table", "strategy", "budget", "seed", "source", "dimension", "comparison", "mean", "baseline_mean",
+                    "diff", "ci_low", "ci_high", "n", "judge"]
+
+
+def practice_rows(records: list[dict], table: str) -> list[dict]:
+    """Expert-practice results carried by records (``python -m diq.practice samples|generations``)."""
+    from ..practice.rubric import DIMENSIONS
+
+    rows = []
+    for r in sorted(records, key=lambda r: (r["budget_fraction"], r["strategy"], r["seed"])):
+        ep = r.get("expert_practice") or {}
+        base = {"table": table, "strategy": r["strategy"], "budget": budget_name(r["budget_fraction"]), "seed": r["seed"]}
+        if "samples" in ep:
+            s = ep["samples"]
+            judge = s["judge"].get("model_name") or (s["judge"].get("model") or {}).get("name")
+            for d in DIMENSIONS:
+                b = s["differences"][d]["selected - unselected"]
+                rows.append({**base, "source": "training samples", "dimension": d, "comparison": "selected − unselected",
+                             "mean": round(s["means"][d]["selected"], 3), "baseline_mean": round(s["means"][d]["unselected"], 3),
+                             "diff": round(b["diff"], 3), "ci_low": round(b["ci_low"], 3), "ci_high": round(b["ci_high"], 3),
+                             "n": f"{b['n_a']}/{b['n_b']}", "judge": judge})
+        if "generations" in ep:
+            g = ep["generations"]
+            judge = g["judge"].get("model_name") or (g["judge"].get("model") or {}).get("name")
+            for d in DIMENSIONS:
+                comp = next(iter((g["differences"].get(d) or {}).items()), None)
+                rows.append({**base, "source": f"generations ({g['questions']}, {g['n_questions']} q)", "dimension": d,
+                             "comparison": comp[0].replace(" - ", " − ") if comp else "(baseline)",
+                             "mean": round(g["means"][d], 3), "baseline_mean": "", "diff": round(comp[1]["diff"], 3) if comp else "",
+                             "ci_low": round(comp[1]["ci_low"], 3) if comp else "",
+                             "ci_high": round(comp[1]["ci_high"], 3) if comp else "", "n": g["n_questions"], "judge": judge})
+    return rows

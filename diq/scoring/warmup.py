@@ -1,0 +1,33 @@
+"""Warm-up LoRA training before gradient scoring (LESS always; DIQ's influence when ``warmup.enabled``): a seeded
+random slice of the pool, one checkpoint (adapter + Adam state + the epoch's mean learning rate) per epoch. Cached
+like any stage, under ``<cache_dir>/warmup/<tag>``."""
+
+from __future__ import annotations
+
+import random
+
+from omegaconf import OmegaConf
+
+from ..artifacts import StageDir
+from . import cache
+from .context import ScoreContext, plain
+
+
+def warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dict]:
+    from ..train import finetune
+
+    key = {**ctx.base_key(), "warmup": plain(wcfg), "lora": plain(lora_cfg)}
+    stage = StageDir(ctx.cache, f"warmup/{tag}", key)
+    with stage.lock():
+        if not stage.done:
+            stage.begin()
+            n = max(1, int(round(float(wcfg.fraction) * len(ctx.records))))
+            rng = random.Random(f"warmup:{wcfg.seed}")
+            subset = [ctx.records[i] for i in sorted(rng.sample(range(len(ctx.records)), n))]
+            tcfg = OmegaConf.create({**plain(ctx.cfg.train), "lora": plain(lora_cfg), "epochs": int(wcfg.epochs),
+                                     "lr": float(wcfg.lr), "max_length": int(wcfg.max_length),
+                                     "seed": int(wcfg.seed)})
+            cache.SCORER_CALLS[f"warmup/{tag}"] += 1
+            info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True)
+            stage.finish({"checkpoints": info["checkpoints"], "n_warmup": n})
+    return stage.meta()["checkpoints"]
