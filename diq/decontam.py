@@ -47,8 +47,8 @@ def benchmark_docs(eval_cfg: DictConfig) -> tuple[dict[str, list[dict]], dict[st
     """The scored items of every benchmark in the run that can be read here, as content without prompt
     scaffolding: ``{id, question, content}``. Bundle, local and packaged tasks always; lm-eval hub tasks when their
     data can be loaded (or hub fixtures are set), otherwise listed as skipped with the reason."""
-    from .evaluate import build_task, scored_docs, task_manager, task_specs
     from .tasks import mcq
+    from .tasks.specs import build_task, scored_docs, task_manager, task_specs
 
     docs, skipped = {}, {}
     specs = task_specs(eval_cfg)

@@ -12,212 +12,29 @@ each answer-matching rule, the distribution of predicted letters and the majorit
 from __future__ import annotations
 
 import collections
-import difflib
-import functools
 import logging
 import random
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .errors import DiqError
+from .tasks.specs import (  # noqa: F401 - the task specs, re-exported for callers of diq.evaluate
+    TASK_DIR,
+    _c,
+    build_task,
+    preflight,
+    primary_key,
+    scored_docs,
+    task_manager,
+    task_specs,
+)
 
-TASK_DIR = Path(__file__).parent / "tasks"
-PACKAGED = {p.stem for p in TASK_DIR.glob("*.yaml")}
 log = logging.getLogger(__name__)
 BIAS_WARN = 0.8  # warn when more than this share of predictions is one letter
 
 
-def _c(x):
-    return OmegaConf.to_container(x, resolve=True) if OmegaConf.is_config(x) else x
-
-
-# ----------------------------------------------------------------------------------------------- task specs
-def bundle_specs(cfg) -> list[dict]:
-    """One task spec per configured source of the evaluation bundle (``eval.sources``; null drops a source)."""
-    from .hub import fixtures_dir
-    from .tasks import bundle
-
-    sources = _c(cfg.get("sources")) or {}
-    if not sources:
-        return []
-    path = cfg.get("path")
-    if not path and not (cfg.get("hub") or {}).get("repo_id") and fixtures_dir() is not None:
-        path = str(fixtures_dir() / "bundle" / "eval_data.json")  # the fixture mirror of the bundle
-    p = str(bundle.resolve(path, _c(cfg.get("hub"))))
-    specs = []
-    for src, s in sources.items():
-        if s is None:
-            continue
-        holdout = int(s.get("holdout", cfg.get("holdout", 0)) or 0) if not s.get("validation") else 0
-        specs.append({"name": s["task"], "category": s.get("category"), "chat_template": True,
-                      "bundle": {"path": p, "source": src, "holdout": holdout,
-                                 "holdout_seed": int(cfg.get("holdout_seed", 0))},
-                      "validation": s.get("validation") or {"kind": "holdout"}})
-    return specs
-
-
-def task_specs(cfg) -> list[dict]:
-    specs = bundle_specs(cfg) + list(_c(cfg.get("tasks")) or [])
-    if not specs:
-        raise DiqError("eval.tasks is empty\n  fix: choose an eval config (eval=pubmedqa_local, eval=medical_bundle) "
-                       "or list tasks")
-    seen = set()
-    for i, s in enumerate(specs):
-        if not isinstance(s, dict) or not s.get("name"):
-            raise DiqError(f"eval.tasks[{i}] = {s!r} has no 'name'\n  fix: give every task a name")
-        if s["name"] in seen:
-            raise DiqError(f"eval task {s['name']!r} is listed twice\n  fix: remove one, or rename it")
-        seen.add(s["name"])
-        if s.get("category") not in ("S", "C", None):
-            raise DiqError(f"eval task {s['name']!r}: category={s.get('category')!r}; choose S, C or null")
-        if s.get("local"):
-            loc = s["local"]
-            if not loc.get("path") or loc.get("path") == "???":
-                raise DiqError(f"eval task {s['name']!r}: local.path is not set\n  fix: pass "
-                               f"eval.tasks.{i}.local.path=/path/to/bench.jsonl")
-            if loc.get("mode", "cot") not in ("mc", "cot"):
-                raise DiqError(f"eval task {s['name']!r}: local.mode={loc.get('mode')!r}; choose mc or cot")
-    return specs
-
-
-def _local_docs(spec: dict) -> list[dict]:
-    from .tasks import mcq
-
-    loc = {k: v for k, v in spec["local"].items() if k in ("question_field", "options_field", "answer_field",
-                                                            "id_field", "context_field")}
-    return mcq.read_local_mcq(spec["local"]["path"], **loc)
-
-
-def scored_docs(spec: dict, holdout: int = 0, holdout_seed: int = 0) -> list[dict] | None:
-    """The items of a bundle or local task that are scored (after any hold-out); None for lm-eval tasks."""
-    from .tasks import bundle
-
-    if spec.get("bundle"):
-        b = spec["bundle"]
-        return bundle.source_docs(b["path"], b["source"], b["holdout"], b["holdout_seed"])
-    if spec.get("local"):
-        docs = _local_docs(spec)
-        k = int(spec["local"].get("holdout", holdout) or 0) if (spec.get("validation") or {}).get("kind") == "holdout" \
-            else 0
-        return bundle.split_holdout(docs, k, holdout_seed)[0]
-    return None
-
-
-def _gen_task(name: str, docs_fn, prompt: str, matcher: str, max_gen_toks: int) -> dict:
-    from .tasks import mcq
-
-    return {"task": name, "custom_dataset": docs_fn, "test_split": "test", "output_type": "generate_until",
-            "doc_to_text": mcq.PROMPTS[prompt], "doc_to_target": mcq.target_letter,
-            "generation_kwargs": {"until": [], "do_sample": False, "max_gen_toks": max_gen_toks},
-            "filter_list": [{"name": "extract", "filter": [
-                {"function": "custom", "filter_fn": functools.partial(mcq.extract_filter, matcher=matcher)},
-                {"function": "take_first"}]}],
-            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
-            "metadata": {"version": 1.0}}
-
-
-def _docs_dataset(docs: list[dict], **_kw):
-    import datasets
-
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
-
-
-def build_task(spec: dict, cfg, tm) -> dict | str:
-    """The lm-eval task (a config dict, or a registered name) for one spec."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    from .hub import fixtures_dir, redirect_task
-    from .tasks import mcq
-
-    prompt, matcher = cfg.get("prompt", "diq"), cfg.get("matcher", "diq")
-    max_gen = int(cfg.get("max_gen_toks") or 512)
-    if spec.get("bundle") or (spec.get("local") and spec["local"].get("mode", "cot") == "cot"):
-        docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
-        return _gen_task(spec["name"], functools.partial(_docs_dataset, docs), prompt, matcher, max_gen)
-    if spec.get("local"):
-        docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
-        return {"task": spec["name"], "custom_dataset": functools.partial(_docs_dataset, docs), "test_split": "test",
-                "output_type": "multiple_choice", "doc_to_text": mcq.mc_text, "doc_to_choice": mcq.mc_choices,
-                "doc_to_target": mcq.target_index,
-                "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
-                "metadata": {"version": 1.0}}
-    if fixtures_dir() is not None:  # hub-shaped fixtures: the task's own config, its dataset read from the fixture
-        entry = tm._entry(spec["name"])
-        if entry is not None and entry.yaml_path:
-            return redirect_task(load_yaml(entry.yaml_path, resolve_func=True))
-    return spec["name"]
-
-
-def primary_key(task_cfg) -> str:
-    """``metric,filter`` of the task's first metric under its first filter, as lm-eval names its results."""
-    metric = (task_cfg.metric_list or [{}])[0].get("metric", "acc")
-    filters = getattr(task_cfg, "filter_list", None) or []
-    fname = filters[0]["name"] if filters and isinstance(filters[0], dict) else "none"
-    return f"{metric},{fname}"
-
-
-def check_tasks(specs: list[dict], task_manager) -> None:
-    known = None
-    for s in specs:
-        if s.get("local") or s.get("bundle") or s["name"] in PACKAGED:
-            continue
-        known = known if known is not None else set(task_manager.all_tasks)
-        if s["name"] not in known:
-            close = difflib.get_close_matches(s["name"], sorted(known), n=5)
-            raise DiqError(f"eval task {s['name']!r} is not a diq or lm-eval task"
-                           f"{'; did you mean ' + ', '.join(close) + '?' if close else ''}\n"
-                           f"  fix: correct eval.tasks[].name, or declare a local file task (local: {{path: ..., mode: cot}})")
-
-
-def task_manager(specs: list[dict]):
-    from lm_eval.tasks import TaskManager
-
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    needs_builtin = any(not s.get("local") and not s.get("bundle") and s["name"] not in PACKAGED for s in specs)
-    return TaskManager(include_path=str(TASK_DIR), include_defaults=needs_builtin)
-
-
-def preflight(cfg) -> list[dict]:
-    """Everything about the evaluation that can fail, checked before scoring and training: task names against the
-    installed lm-eval, every local and bundle file read and validated item by item, limit and batch size."""
-    from .tasks.mcq import MCQError
-
-    limit = cfg.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise DiqError(f"eval.limit={limit!r}: use a positive integer (items sampled per task) or null for all")
-    bs = cfg.get("batch_size")
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-        raise DiqError(f"eval.batch_size={bs!r}: use a positive integer (scores depend on it, it is recorded)")
-    if cfg.get("prompt", "diq") not in ("diq", "huatuo", "huatuo_strict"):
-        raise DiqError(f"eval.prompt={cfg.get('prompt')!r}; choose diq, huatuo or huatuo_strict")
-    if cfg.get("matcher", "diq") not in ("diq", "huatuo"):
-        raise DiqError(f"eval.matcher={cfg.get('matcher')!r}; choose diq or huatuo")
-    try:
-        specs = task_specs(cfg)
-        sources = _c(cfg.get("sources")) or {}
-        if sources:
-            from .tasks import bundle
-
-            have = bundle.read(specs[0]["bundle"]["path"]) if specs and specs[0].get("bundle") else {}
-            missing = [s for s, v in sources.items() if v is not None and s not in have]
-            if missing:
-                raise DiqError(f"evaluation bundle {specs[0]['bundle']['path']} has no source(s) {missing} "
-                               f"(it has {sorted(have)})\n  fix: use a bundle with them, or drop a source with "
-                               f"eval.sources.<name>=null (the averages then say how many benchmarks they cover)")
-        for s in specs:
-            docs = scored_docs(s, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
-            if docs is not None and not docs:
-                raise DiqError(f"eval task {s['name']!r}: no items left to score after holding out validation items"
-                               f"\n  fix: lower eval.holdout or use a larger benchmark")
-    except MCQError as e:
-        raise DiqError(str(e)) from None
-    check_tasks(specs, task_manager(specs))
-    return specs
-
-
-# ----------------------------------------------------------------------------------------------- results
 def aggregate(per_task: dict[str, dict], specs: list[dict]) -> dict[str, float | None]:
     """AvgS / AvgC / AvgA (METHOD.md) over the tasks present: S = standard, C = challenging, A = all of both
     (the paper's (3 S + 6 C) / 9). Tasks with category null are reported but not averaged."""

@@ -19,6 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from . import config as _schemas  # noqa: F401 - registers the typed config schemas (diq/config.py)
 from .artifacts import write_json
 from .errors import DiqError
 from .pipeline import STAGES, cell_hash, config_hash, pipeline  # noqa: F401 - the run's hashes, re-exported

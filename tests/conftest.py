@@ -42,6 +42,8 @@ def compose(overrides: list[str], config_name: str = "config"):
     from hydra import compose as hcompose
     from hydra import initialize_config_dir
 
+    import diq.config  # noqa: F401 - the typed schemas the conf/ defaults name
+
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hcompose(config_name=config_name, overrides=overrides)
 

@@ -4,6 +4,7 @@ line / field and the fix, and leaves nothing that looks complete (no record.json
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -131,9 +132,10 @@ def test_pool_directory_and_csv_ids(run_cfg, tmp_path):
 
 
 CONFIGS = [  # (overrides, expected message naming the key)
-    (["budget.fraction=abc"], r"budget.fraction='abc' is not a number"),
-    (["budget.fraction=null"], r"budget.fraction=None is not a number"),
-    (["budget.fraction=true"], r"budget.fraction=True is not a number"),
+    # typed configs (diq/config.py): a wrong type fails when the config is composed, naming the key
+    (["budget.fraction=abc"], r"override budget.fraction=abc[\s\S]*'abc' of type 'str' could not be converted to Float"),
+    (["budget.fraction=null"], r"override budget.fraction=null[\s\S]*field 'budget.fraction' is not Optional"),
+    (["budget.fraction=true"], r"override budget.fraction=true[\s\S]*could not be converted to Float"),
     (["seed=abc"], r"seed='abc' is not an integer"),
     (["seed=-3"], r"seed=-3 is out of range"),
     (["selection=diq", "selection.tau_d=150"], r"selection.tau_d=150 is outside \[0, 100\]"),
@@ -151,7 +153,8 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["eval.matcher=lenient"], r"eval.matcher='lenient'; choose"),
     (["judge=openai", "judge.api_key_env=sk-abcdefghijklmnopqrstuvwx"], r"api_key_env holds something"),
     (["scoring.influence.proj_dim=-5"], r"scoring.influence.proj_dim=-5 is out of range"),
-    (["train.lr=big"], r"train.lr='big' is not a number"),
+    (["train.lr=big"], r"override train.lr=big[\s\S]*could not be converted to Float[\s\S]*full_key: train.lr"),
+    (["train.lrr=1e-4"], r"Could not override 'train.lrr'[\s\S]*Key 'lrr' not in 'TrainConf'"),
     (["scoring.validation.sources=pubmed"], r"scoring.validation.sources='pubmed'; use auto"),
     (["scoring.validation.sources=[]"], r"scoring.validation.sources is empty"),
     (["eval.tasks=[]"], r"eval.tasks is empty[\s\S]*eval=medical_bundle"),
@@ -169,7 +172,14 @@ CONFIGS = [  # (overrides, expected message naming the key)
 
 @pytest.mark.parametrize("overrides,msg", CONFIGS)
 def test_bad_config_value(run_cfg, tmp_path, overrides, msg):
-    cfg = run_cfg("selection=influence", *overrides, out="cfg_case")
+    from hydra.errors import ConfigCompositionException
+
+    try:
+        cfg = run_cfg("selection=influence", *overrides, out="cfg_case")
+    except ConfigCompositionException as e:  # caught by the typed schema before any run folder exists
+        assert re.search(msg, f"{e}\n{e.__cause__}"), f"{e}\n{e.__cause__}"
+        assert not (tmp_path / "cfg_case").exists()
+        return
     with pytest.raises(DiqError, match=msg):
         run(cfg)
     out = tmp_path / "cfg_case"
@@ -194,7 +204,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 63
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 64
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools

@@ -115,6 +115,29 @@ def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
     assert hard > easy + 1.0, (hard, easy)
 
 
+def test_classifier_source_trains_its_classifier_as_a_stage(run_cfg, tiny_path, tmp_path):
+    """scoring/difficulty=classifier with judge labels and no path: the classifier is trained as a cached stage (no
+    path passed by hand), a rerun reuses it, and without labels or a path the run stops with a named error."""
+    from diq.pool import load_pool
+    from diq.run import run
+
+    ids = [r["id"] for r in load_pool(run_cfg("pool.limit=30").pool)]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"id": i, "perspective": p, "rating": 1 + (n % 5)}) + "\n"
+                              for n, i in enumerate(ids) for p in PERSPECTIVES))
+    args = ["selection=difficulty", "pool.limit=30", "scoring/difficulty=classifier", "stop_after=select",
+            f"scoring.difficulty.classifier.labels={labels}", f"scoring.difficulty.classifier.backbone={tiny_path}",
+            "scoring.difficulty.classifier.epochs=1", "scoring.difficulty.classifier.max_length=64"]
+    d = run(run_cfg(*args, out="a"))["scores"]["difficulty"]
+    assert d["source"] == "classifier" and "difficulty_classifier_model" in d["classifier"] and not d["reused"]
+    assert d["labels"] == str(labels) and 0.0 <= d["best_val_macro_f1"] <= 1.0
+    again = run(run_cfg(*args, out="b"))["scores"]["difficulty"]
+    assert again["reused"] and again["classifier"] == d["classifier"]
+    with pytest.raises(DiqError, match=r"needs scoring.difficulty.classifier.path[\s\S]*or scoring.difficulty."
+                                       r"classifier.labels"):
+        run(run_cfg(*args[:4], out="c"))
+
+
 def test_classifier_bad_labels_file(tmp_path):
     from diq.difficulty.classifier import read_labels
 

@@ -85,9 +85,10 @@ def main(argv=None) -> int:
         if args.cmd == "judge":
             from .judge import judge_records, make_judge
 
-            jcfg = OmegaConf.create({"backend": args.backend, "base_url": args.base_url, "model_name": args.model_name,
-                                     "api_key_env": args.api_key_env, "max_retries": args.max_retries,
-                                     "backoff": args.backoff, "model": None})
+            jcfg = OmegaConf.load(CONF / "judge" / f"{args.backend}.yaml")  # the run's judge config; flags on top
+            jcfg.merge_with({"model": None} if args.backend == "local" else {
+                "base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
+                "max_retries": args.max_retries, "backoff": args.backoff})
             judge = make_judge(jcfg, args.model_path)
             res = judge_records(judge, records, PERSPECTIVES, Path(args.out))
             print(f"judged {len(records)} records × {len(PERSPECTIVES)} perspectives → {args.out}; "

@@ -41,16 +41,41 @@ def score_judge(ctx: ScoreContext) -> dict:
 
 
 def score_classifier(ctx: ScoreContext) -> dict:
-    """A difficulty classifier trained with ``python -m diq.difficulty train`` scores the pool."""
+    """A difficulty classifier scores the pool: the one at ``classifier.path``, or, with ``classifier.labels`` (judge
+    labels, the JSONL of ``python -m diq.difficulty judge``), one trained on them as its own cached stage."""
     from ..difficulty.classifier import predict
 
-    dcfg = ctx.cfg.scoring.difficulty
-    if not dcfg.classifier.get("path"):
-        raise DiqError("scoring/difficulty=classifier needs scoring.difficulty.classifier.path (a classifier trained "
-                       "with `python -m diq.difficulty train`)\n  fix: train one, or use scoring/difficulty="
-                       "judge_classifier (trains its own), judge or a proxy (length, loss, ifd, pass_rate)")
-    return ctx.cached("difficulty_classifier", {"classifier": plain(dcfg.classifier)}, lambda: (
-        predict(dcfg.classifier.path, ctx.records, int(dcfg.classifier.max_length)), {"source": "classifier"}))
+    c = ctx.cfg.scoring.difficulty.classifier
+    if not c.get("path") and not c.get("labels"):
+        raise DiqError("scoring/difficulty=classifier needs scoring.difficulty.classifier.path (a trained classifier) "
+                       "or scoring.difficulty.classifier.labels (judge labels to train one on, as a cached stage)\n"
+                       "  fix: set one of them, or use scoring/difficulty=judge_classifier (the judge labels a "
+                       "sample and the classifier is trained for you), judge, or a proxy (length, loss, ifd, pass_rate)")
+
+    def compute():
+        path, info = (str(c.path), {}) if c.get("path") else classifier_stage(ctx, c)
+        return predict(path, ctx.records, int(c.max_length)), {"source": "classifier", "classifier": path, **info}
+
+    return ctx.cached("difficulty_classifier", {"classifier": plain(c)}, compute)
+
+
+def classifier_stage(ctx: ScoreContext, c) -> tuple[str, dict]:
+    """Train (or reuse) the classifier on ``c.labels``: cached by the labels' content, the backbone and its settings."""
+    from ..artifacts import sha256_file
+    from ..difficulty.classifier import read_labels, train_classifier
+
+    labels = read_labels(c.labels)  # a bad labels file fails here, naming the file and line
+    key = {"labels": sha256_file(c.labels), "classifier": {k: v for k, v in plain(c).items() if k not in ("labels", "path")}}
+    stage = StageDir(ctx.cache, "difficulty_classifier_model", {**ctx.base_key(), **key})
+    with stage.lock():
+        if stage.done:
+            info = stage.meta()["result"]
+        else:
+            stage.begin()
+            info = train_classifier(ctx.records, labels, c.backbone, stage.path, epochs=int(c.epochs), lr=float(c.lr),
+                                    batch_size=int(c.batch_size), max_length=int(c.max_length), seed=int(c.seed))
+            stage.finish({"result": info})
+    return str(stage.path), {"labels": str(c.labels), "best_val_macro_f1": info.get("best_val_macro_f1")}
 
 
 def score_judge_classifier(ctx: ScoreContext) -> dict:

@@ -25,7 +25,7 @@ def _as_record(doc: dict, task: str, reasoning: str = "") -> dict:
 def auto_sources(eval_cfg) -> list[dict]:
     """The validation follows the evaluation: one source per averaged benchmark (category S or C), from the
     task's ``validation`` spec (its train/dev split, or ``holdout`` items of the benchmark file itself)."""
-    from ..evaluate import task_specs
+    from ..tasks.specs import task_specs
 
     out, seen = [], {}
     for spec in task_specs(eval_cfg):
@@ -76,7 +76,7 @@ def _source_docs(src: dict) -> tuple[list[dict], dict[str, str]]:
             b = spec["bundle"]
             docs = bundle.source_docs(b["path"], b["source"], b["holdout"], b["holdout_seed"], part="held")
         else:
-            from ..evaluate import _local_docs
+            from ..tasks.specs import _local_docs
 
             docs = bundle.split_holdout(_local_docs(spec), int(spec["local"].get("holdout", src["holdout"]) or 0),
                                         src["holdout_seed"])[1]
