@@ -67,3 +67,18 @@ def test_less_warmup_checkpoints_store_adam_state_by_module(run_cfg):
     lrs = [c["mean_lr"] for c in meta["checkpoints"]]
     assert len(lrs) == 2 and lrs[0] > lrs[1] > 0  # cosine decay: epoch 1 has the larger mean lr
     assert np.isfinite(lrs).all()
+
+
+# Pinned end-to-end values on the tiny model (torchtune-style recipe test): DIQ with the loss difficulty through
+# score → select → train → eval. Measured identical before and after the diq/scoring + _target_ refactor (commit
+# b295765 vs its successor, same overrides); a change in scoring, selection, training or evaluation shows up here.
+@pytest.mark.slow
+def test_pinned_tiny_pipeline_values(run_cfg):
+    rec = run(run_cfg("selection=diq", "scoring/difficulty=loss", "pool.limit=100", "budget.fraction=0.3",
+                      "train.max_length=256", "train.epochs=1", "scoring.influence.max_length=256",
+                      "scoring.validation.per_task=4", "eval.limit=8", out="pinned"))
+    assert rec["selection_hash"].startswith("71e794a1bccff1ff"), rec["selection_hash"]
+    assert rec["train"]["mean_loss_first_step"] == pytest.approx(6.256671905517578, rel=1e-4)
+    assert rec["train"]["final_loss"] == pytest.approx(6.2584593296051025, rel=1e-4)
+    assert rec["metrics"] == {"pubmedqa_pqal_cot": 0.0, "pubmedqa_pqal_mc": 0.625}
+    assert rec["scores"]["difficulty"]["loss_from_influence"] is True  # the record names where the loss came from
