@@ -115,8 +115,8 @@ def test_generations_compare_runs_paired_and_report(run_cfg, server, tmp_path):
     b = _run(run_cfg, "selection=random", "seed=1", "pool.limit=40", "train.max_length=128", "train.epochs=1",
              "stop_after=train", out="b")
     out = tmp_path / "gen"
-    args = ["generations", str(a), str(b), "--n", "3", "--max-new-tokens", "8", "--judge", "openai",
-            "--base-url", server, "--model-name", "fake", "--backoff", "0", "--out", str(out)]
+    args = ["generations", str(a), str(b), "judge=openai", f"judge.base_url={server}", "judge.model_name=fake",
+            "judge.backoff=0", "--n", "3", "--max-new-tokens", "8", "--out", str(out)]  # composed like diq.run's judge
     assert practice_main(args) == 0
     items = [json.loads(x) for x in (out / "generation_items.jsonl").read_text().splitlines()]
     assert len(items) == 6 and len({it["source_id"] for it in items}) == 3

@@ -7,9 +7,11 @@
                                                write a blinded review pack (CSV + offline HTML form + key)
   import --pack DIR RATINGS.csv [...]          unblind completed ratings: means by group, κ / α agreement
 
-Judge (samples, generations): ``--judge local --judge-model smollm2_135m`` (a conf/model name or a folder) or
-``--judge openai --base-url URL --model-name NAME [--api-key-env OPENAI_API_KEY]`` (the key is read from that
-environment variable only). Ratings are cached per judge and item and reused.
+Judge (samples, generations): composed from ``conf/judge/`` like ``diq.run``'s — Hydra overrides after the run
+folder(s) (``judge=openai judge.base_url=URL judge.model_name=NAME``) — with flag shorthands on top: ``--judge local
+--judge-model smollm2_135m`` (a conf/model name or a folder) or ``--judge openai --base-url URL --model-name NAME
+[--api-key-env OPENAI_API_KEY]`` (the key is read from that environment variable only). Ratings are cached per
+judge and item and reused.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def cmd_samples(args) -> int:
     s["wandb"] = _track(rec, "samples", s, args.wandb)
     write_json(out / "samples_summary.json", s)
     _write_practice(path, "samples", s)
-    _print_summary(f"expert practice, training samples of {run_label(rec)} (judge {args.judge})", s)
+    _print_summary(f"expert practice, training samples of {run_label(rec)} (judge {args.judge or 'local'})", s)
     print(f"\nwrote {out / 'samples_summary.json'} and {path.parent / 'practice.json'} (samples)")
     return 0
 
@@ -97,7 +99,7 @@ def cmd_generations(args) -> int:
                                                    "differences": own["differences"]}, args.wandb)
         _write_practice(path, "generations", own)
     _print_summary(f"expert practice, generations on {len(questions)} {args.questions} questions "
-                   f"(judge {args.judge}; differences paired by question, vs {labels[0]})", s)
+                   f"(judge {args.judge or 'local'}; differences paired by question, vs {labels[0]})", s)
     print(f"\nwrote {out / 'generations_summary.json'} and practice.json (generations) beside each run's record")
     return 0
 
@@ -146,14 +148,14 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def judge_opts(p):
-        p.add_argument("--judge", choices=["local", "openai"], default="local")
-        p.add_argument("--judge-model", default="smollm2_135m", help="local judge: conf/model name or model folder")
-        p.add_argument("--judge-max-length", type=int, default=2048)
+        p.add_argument("--judge", choices=["local", "openai"], help="conf/judge/<name>.yaml (default: local)")
+        p.add_argument("--judge-model", help="local judge: conf/model name or model folder (default smollm2_135m)")
+        p.add_argument("--judge-max-length", type=int)
         p.add_argument("--base-url", help="openai judge: e.g. http://127.0.0.1:8000/v1")
         p.add_argument("--model-name", help="openai judge: the served model's name")
-        p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
-        p.add_argument("--max-retries", type=int, default=5)
-        p.add_argument("--backoff", type=float, default=1.0)
+        p.add_argument("--api-key-env", help="environment variable holding the key (default OPENAI_API_KEY)")
+        p.add_argument("--max-retries", type=int)
+        p.add_argument("--backoff", type=float)
         p.add_argument("--wandb", choices=["record", "disabled"], default="record",
                        help="mirror summaries to W&B with the run's logger settings (record) or not")
 
@@ -168,10 +170,11 @@ def main(argv=None) -> int:
         p.add_argument("--device", default="cpu")
         if name == "samples":
             p.add_argument("run")
+            p.add_argument("overrides", nargs="*", help="judge overrides, as for diq.run: judge=openai judge.base_url=…")
             p.add_argument("--n", type=int, default=20, help="samples per group (selected, unselected)")
             judge_opts(p)
         elif name == "generations":
-            p.add_argument("runs", nargs="+")
+            p.add_argument("runs", nargs="+", help="run folders, then judge overrides (judge=openai judge.base_url=…)")
             p.add_argument("--out")
             gen_opts(p, 10)
             judge_opts(p)
@@ -186,8 +189,9 @@ def main(argv=None) -> int:
             p.add_argument("ratings", nargs="+")
             p.add_argument("--out")
     args = ap.parse_args(argv)
-    if getattr(args, "judge", None) == "openai" and not (args.base_url and args.model_name):
-        ap.error("--judge openai needs --base-url and --model-name")
+    if args.cmd == "generations":  # KEY=VALUE tokens after the run folders are judge overrides
+        args.overrides = [r for r in args.runs if "=" in r]
+        args.runs = [r for r in args.runs if "=" not in r]
     try:
         return {"samples": cmd_samples, "generations": cmd_generations, "export": cmd_export,
                 "import": cmd_import}[args.cmd](args)

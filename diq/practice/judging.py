@@ -9,23 +9,55 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ..artifacts import sha256_obj
+from ..errors import DiqError
 from .rubric import DIMENSIONS, practice_prompt
 from .stats import bootstrap_diff
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
+JUDGE_OVERRIDE = ("judge=", "judge.", "+judge.", "+model@judge.model=", "model@judge.model=")
+
+
+def compose_judge(overrides: list[str]) -> dict:
+    """The ``judge`` block composed from conf/ exactly as ``diq.run`` composes it, with Hydra overrides
+    (``judge=openai``, ``judge.base_url=…``, ``+model@judge.model=<name>``)."""
+    from hydra import compose, initialize_config_dir
+
+    from .. import config as _schemas  # noqa: F401 - the typed schemas conf/ names
+
+    bad = [o for o in overrides if not o.startswith(JUDGE_OVERRIDE)]
+    if bad:
+        raise DiqError(f"{bad}: only judge overrides apply here\n  fix: judge=local|openai, judge.<key>=<value>, "
+                       f"+model@judge.model=<conf/model name>")
+    try:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+    except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the override; say so without a traceback
+        raise DiqError(f"judge overrides {overrides}: {e}\n  fix: see conf/judge/*.yaml for the keys") from None
+    return OmegaConf.to_container(cfg.judge, resolve=True)
+
+
 def _judge_cfg(args) -> dict:
-    """The judge of conf/judge/<--judge>.yaml (the one the difficulty stage uses), with the command's flags on top."""
-    base = OmegaConf.to_container(OmegaConf.load(CONF / "judge" / f"{args.judge}.yaml"))
-    if args.judge == "local":
-        model = args.judge_model
-        mcfg = OmegaConf.load(CONF / "model" / f"{model}.yaml") if (CONF / "model" / f"{model}.yaml").exists() \
-            else OmegaConf.create({"name": Path(model).name, "source": "local", "path": model})
-        return {**base, "model": OmegaConf.to_container(mcfg), "device": args.device,
-                "max_length": args.judge_max_length}
-    return {**base, "base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
-            "max_retries": args.max_retries, "backoff": args.backoff}
+    """The judge of conf/judge/ (the one the difficulty stage uses): ``--judge`` and the Hydra-style overrides after
+    the run folder(s) compose it; the other flags are shorthands set on top when given."""
+    jcfg = compose_judge(([f"judge={args.judge}"] if args.judge else []) + list(getattr(args, "overrides", [])))
+    if jcfg["backend"] == "local":
+        model = args.judge_model or (None if jcfg.get("model") else "smollm2_135m")
+        if model:
+            mcfg = OmegaConf.load(CONF / "model" / f"{model}.yaml") if (CONF / "model" / f"{model}.yaml").exists() \
+                else OmegaConf.create({"name": Path(model).name, "source": "local", "path": model})
+            jcfg["model"] = OmegaConf.to_container(mcfg)
+        jcfg["device"] = args.device
+        flags = {"max_length": args.judge_max_length}
+    else:
+        flags = {"base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
+                 "max_retries": args.max_retries, "backoff": args.backoff}
+    jcfg.update({k: v for k, v in flags.items() if v is not None})
+    if jcfg["backend"] == "openai" and not (jcfg.get("base_url") and jcfg.get("model_name")):
+        raise DiqError("the openai judge needs a base URL and a model name\n  fix: --base-url URL --model-name NAME, "
+                       "or judge.base_url=URL judge.model_name=NAME")
+    return jcfg
 
 
 def rate_items(items: list[dict], jcfg: dict, cache_dir: Path) -> dict[str, dict[str, float]]:
