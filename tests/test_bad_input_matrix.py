@@ -167,6 +167,11 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["eval=medical_bundle", "hub_fixtures=/nonexistent/fixtures"], r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a "
                                                                      r"directory"),
     (["selection=diq", "selection.quadrants=[]"], r"selection.quadrants=\[\]: unknown empty list"),
+    # components named by _target_ (diq/components.py, diq/selection.py, diq/validate.py)
+    (["scoring.influence._target_=nope.fn"], r"scoring.influence._target_=nope.fn: cannot be imported"),
+    (["selection=diq", "+selection.tau=50"], r"selection 'diq' \(diq.selection.Quadrants\)[\s\S]*spelling"),
+    (["selection=diq", "scoring/difficulty=loss", "scoring.difficulty.source=judge"],
+     r"scoring.difficulty.source=judge but[\s\S]*scoring/difficulty=judge"),
 ]
 
 
@@ -204,7 +209,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 64
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 67
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools

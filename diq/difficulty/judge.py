@@ -191,13 +191,13 @@ BACKENDS = {"local": "diq.difficulty.judge.local_judge", "openai": "diq.difficul
 
 def make_judge(cfg, model_path: str | None = None, records: list[dict] | None = None, n_perspectives: int = 3):
     """The judge that ``cfg._target_`` names (conf/judge/<backend>.yaml), built by Hydra's ``instantiate``."""
-    from hydra.utils import instantiate
+    from ..components import component
 
     target = cfg.get("_target_") or BACKENDS.get(str(cfg.get("backend")))
     if target is None:
         raise DiqError(f"judge.backend={cfg.get('backend')!r} and no judge._target_\n  fix: judge=local or judge=openai "
                        f"(conf/judge/)")
-    return instantiate({"_target_": target, "_partial_": True})(cfg, model_path, records, n_perspectives)
+    return component(target, "judge._target_")(cfg, model_path, records, n_perspectives)
 
 
 def rate_cached(judge, tasks: list[tuple[dict, str]], prompt_fn, partial_path: Path, key: str = "id",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from ..components import component
 from ..difficulty import check_perspective
 from ..errors import DiqError
 from .context import ScoreContext
@@ -22,8 +23,6 @@ __all__ = ["ScoreContext", "compute_scores", "scorer"]  # SCORER_CALLS: diq.scor
 
 def scorer(cfg: DictConfig, name: str):
     """The function that computes score ``name``: ``scoring.<name>._target_``, built by Hydra's ``instantiate``."""
-    from hydra.utils import instantiate
-
     block = cfg.scoring.get(name)
     target = block.get("_target_") if block is not None else None
     if block is not None and not target:  # a config saved before scorers were named by `_target_` (an older record)
@@ -32,7 +31,8 @@ def scorer(cfg: DictConfig, name: str):
         known = sorted(k for k, v in cfg.scoring.items() if isinstance(v, DictConfig) and v.get("_target_"))
         raise DiqError(f"no scorer for score {name!r}: scoring.{name}._target_ is not set\n  fix: a strategy's `needs` "
                        f"names scores among {', '.join(known)}, or give scoring.{name} a `_target_`")
-    return instantiate({"_target_": target, "_partial_": True})
+    return component(target, f"scoring.{name}._target_")
+
 
 
 def _conf_target(name: str, block) -> str | None:
