@@ -25,7 +25,7 @@ def _setup(spec: dict):
     import torch
     from omegaconf import OmegaConf
 
-    from .bench import CONF, _model
+    from .bench_common import CONF, _model
     from .formatting import encode
     from .models import load_tokenizer, resolve_model
     from .pool import load_pool
@@ -164,7 +164,7 @@ def compare_dattri(spec: dict) -> dict:
     """Both engines, each in its own process; agreement of dattri's scores with ours."""
     from scipy.stats import spearmanr
 
-    from .bench import overlap
+    from .bench_common import overlap
 
     ours = _spawned("run_diq", spec)
     peer = _spawned("run_dattri", spec)

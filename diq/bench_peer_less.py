@@ -142,7 +142,7 @@ def compare_dattri_less(spec: dict) -> dict:
     from omegaconf import OmegaConf
     from scipy.stats import spearmanr
 
-    from .bench import CONF, overlap
+    from .bench_common import CONF, overlap
     from .bench_peer import _spawned
 
     lora = OmegaConf.to_container(OmegaConf.load(CONF / "scoring" / "default.yaml").less.lora)
