@@ -15,6 +15,10 @@ $PY -m diq.bench throughput --model llama31_8b_arch --n 64 --seq-len 2048 --batc
   --device cuda --out "$OUT/throughput_llama31_8b_arch_${GPU}_bf16.json"
 $PY -m diq.bench throughput --model llama31_8b_arch --n 64 --seq-len 2048 --batch-tokens 16384 --dtype bfloat16 \
   --device cuda --checkpointing --out "$OUT/throughput_llama31_8b_arch_${GPU}_bf16_ckpt.json"
+for dt in bfloat16 float32; do  # engine vs the batch-size-1 loop: max_abs_err_over_scale and loop_spearman
+  $PY -m diq.bench influence --model smollm2_135m --n 64 --max-len 768 --device cuda --dtype $dt --modes seed_vs_seed \
+    --out "$OUT/influence_${GPU}_${dt}_loop.json"
+done
 for dt in bfloat16 float32; do
   $PY -m diq.bench influence --model smollm2_135m --n 64 --max-len 768 --against dattri --device cuda --dtype $dt \
     --less-r 128 --out "$OUT/peer_dattri_${GPU}_${dt}.json"
