@@ -62,26 +62,36 @@ def score_classifier(ctx: ScoreContext) -> dict:
 def classifier_stage(ctx: ScoreContext, c) -> tuple[str, dict]:
     """Train (or reuse) the classifier on ``c.labels``: cached by the labels' content, the backbone and its settings."""
     from ..artifacts import sha256_file
-    from ..difficulty.classifier import read_labels, train_classifier
+    from ..difficulty.classifier import read_labels
 
     labels = read_labels(c.labels)  # a bad labels file fails here, naming the file and line
     key = {"labels": sha256_file(c.labels), "classifier": {k: v for k, v in plain(c).items() if k not in ("labels", "path")}}
+    path, info = trained_classifier(ctx, key, ctx.records, labels, c)
+    return path, {"labels": str(c.labels), "best_val_macro_f1": info.get("best_val_macro_f1")}
+
+
+def trained_classifier(ctx: ScoreContext, key: dict, recs: list[dict], labels: dict, c) -> tuple[str, dict]:
+    """The classifier trained on ``labels`` with settings ``c`` (backbone, epochs, lr, batch_size, max_length, seed),
+    a cached stage ``difficulty_classifier_model`` keyed by ``key``: (its folder, its training info)."""
+    from ..difficulty.classifier import train_classifier
+
     stage = StageDir(ctx.cache, "difficulty_classifier_model", {**ctx.base_key(), **key})
     with stage.lock():
         if stage.done:
             info = stage.meta()["result"]
         else:
             stage.begin()
-            info = train_classifier(ctx.records, labels, c.backbone, stage.path, epochs=int(c.epochs), lr=float(c.lr),
-                                    batch_size=int(c.batch_size), max_length=int(c.max_length), seed=int(c.seed))
+            info = train_classifier(recs, labels, c.backbone, stage.path, epochs=int(c.epochs), lr=float(c.lr),
+                                    batch_size=int(c.get("batch_size", 8)), max_length=int(c.max_length),
+                                    seed=int(c.seed))
             stage.finish({"result": info})
-    return str(stage.path), {"labels": str(c.labels), "best_val_macro_f1": info.get("best_val_macro_f1")}
+    return str(stage.path), info
 
 
 def score_judge_classifier(ctx: ScoreContext) -> dict:
     """The paper's recipe: the judge labels a seeded sample of the pool (``label_n``), a sequence classifier is trained
     on those labels (its own cached stage), and the classifier scores the whole pool. D(z) is then model-agnostic."""
-    from ..difficulty.classifier import predict, train_classifier
+    from ..difficulty.classifier import predict
     from ..difficulty.judge import judge_records, make_judge
 
     dcfg = ctx.cfg.scoring.difficulty
@@ -100,18 +110,10 @@ def score_judge_classifier(ctx: ScoreContext) -> dict:
         labels_arr = judge_records(judge, recs, PERSPECTIVES, part, bool(dcfg.judge.get("with_answer", True)),
                                    bool(dcfg.judge.get("with_reasoning", True)))
         labels = {r["id"]: {p: float(labels_arr[p][i]) for p in PERSPECTIVES} for i, r in enumerate(recs)}
-        stage = StageDir(ctx.cache, "difficulty_classifier_model", {**ctx.base_key(), **key})
-        with stage.lock():
-            if stage.done:
-                info = stage.meta()["result"]
-            else:
-                stage.begin()
-                info = train_classifier(recs, labels, jc.backbone, stage.path, epochs=int(jc.epochs), lr=float(jc.lr),
-                                        max_length=int(jc.max_length), seed=int(jc.seed))
-                stage.finish({"result": info})
-        res = predict(str(stage.path), ctx.records, int(jc.max_length))
+        path, info = trained_classifier(ctx, key, recs, labels, jc)
+        res = predict(path, ctx.records, int(jc.max_length))
         return res, {"source": "judge_classifier", "labelled": n, "judge_backend": dcfg.judge.backend,
-                     "classifier": str(stage.path), "backbone": jc.backbone, "best_val_macro_f1": info.get("best_val_macro_f1")}
+                     "classifier": path, "backbone": jc.backbone, "best_val_macro_f1": info.get("best_val_macro_f1")}
 
     return ctx.cached("difficulty_judge_classifier", key, compute)
 
