@@ -36,6 +36,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("DIQ_CACHE_DIR", ".diq_cache")).absolute()
 
 
+def model_key(path: str) -> str:
+    """A model's identity in cache keys. A model inside the cache (built from the wheel, the tiny model, a DPO
+    stack) is named by its place in the cache, not by its absolute path, so a cache that is moved, or shared by two
+    checkouts, keeps its entries; hub ids and other paths are named as given."""
+    try:
+        return "<cache>/" + Path(path).absolute().relative_to(cache_root()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _done(path: Path) -> bool:
     return (path / "config.json").exists() and (path / "_BUILT").exists()
 

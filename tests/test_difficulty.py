@@ -115,6 +115,28 @@ def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
     assert hard > easy + 1.0, (hard, easy)
 
 
+def test_difficulty_cli_composes_pool_judge_and_recipe_from_conf(server, tiny_path, tmp_path):
+    """diq.difficulty takes diq.run's Hydra overrides: the judge from conf/judge (judge=openai …), the pool from
+    conf/pool (pool=local pool.path=… pool.limit=…) and the classifier recipe from conf/scoring/difficulty; other
+    groups are refused by name."""
+    from diq.difficulty.__main__ import main
+
+    pool = tmp_path / "my pool, v2.jsonl"  # a path Hydra would split unless quoted
+    pool.write_text("".join(json.dumps(r) + "\n" for r in RECS))
+    labels = tmp_path / "labels.jsonl"
+    assert main(["judge", "--pool-path", str(pool), "--out", str(labels), "judge=openai",
+                 f"judge.base_url={server}", "judge.model_name=m", "judge.backoff=0.01", "pool.limit=5", "pool.fields.id=id"]) == 0
+    rows = [json.loads(x) for x in labels.read_text().splitlines()]
+    assert len(rows) == 5 * len(PERSPECTIVES) and {r["id"] for r in rows} == {f"r{i}" for i in range(5)}
+    clf = tmp_path / "clf"
+    assert main(["train", "--pool-path", str(pool), "--labels", str(labels), "--out", str(clf), "--fields", "id=id",
+                 f"scoring.difficulty.classifier.backbone={tiny_path}", "scoring.difficulty.classifier.epochs=2",
+                 "--max-length", "32"]) == 0
+    assert len(json.loads((clf / "diq_classifier.json").read_text())["history"]) == 2
+    assert main(["train", "--pool-path", str(pool), "--labels", str(labels), "--out", str(clf), "train.lr=1"]) == 2
+    assert main(["judge", "--pool-path", str(pool), "--out", str(labels), "judge=openai"]) == 2  # no model_name
+
+
 def test_classifier_source_trains_its_classifier_as_a_stage(run_cfg, tiny_path, tmp_path):
     """scoring/difficulty=classifier with judge labels and no path: the classifier is trained as a cached stage (no
     path passed by hand), a rerun reuses it, and without labels or a path the run stops with a named error."""

@@ -84,6 +84,27 @@ def test_sweep_scores_each_sample_once(run_cfg, tmp_path, monkeypatch):
     assert len(set(hashes.values())) >= 6
 
 
+def test_a_moved_cache_keeps_its_entries(run_cfg, tmp_path, monkeypatch):
+    """Cache keys name a model built into the cache by its place in the cache, not its absolute path: a cache that
+    is moved (or shared by two checkouts) reuses its model, warm-up and scores instead of recomputing them."""
+    import shutil
+
+    from diq.models import model_key
+    from diq.scoring import cache as scores
+
+    a, b = tmp_path / "cache_a", tmp_path / "elsewhere" / "cache_b"
+    args = ["selection=diq", "scoring/difficulty=loss", "stop_after=select", "scoring.influence.warmup.enabled=true"]
+    monkeypatch.setenv("DIQ_CACHE_DIR", str(a))
+    assert model_key(str(a / "models" / "m")) == "<cache>/models/m" and model_key("org/hub-id") == "org/hub-id"
+    first = run(run_cfg(*args, f"cache_dir={a}", out="a"))
+    shutil.move(str(a), str(b))
+    monkeypatch.setenv("DIQ_CACHE_DIR", str(b))
+    monkeypatch.setattr(scores, "SCORER_CALLS", scores.SCORER_CALLS.__class__())
+    second = run(run_cfg(*args, f"cache_dir={b}", out="b"))
+    assert dict(scores.SCORER_CALLS) == {} and second["selection_hash"] == first["selection_hash"]
+    assert str(b) in second["model_path"] and not a.exists()
+
+
 @pytest.mark.parametrize("override,message", [
     (["budget.fraction=0"], "outside (0, 1]"),
     (["budget.fraction=1.5"], "outside (0, 1]"),

@@ -4,8 +4,13 @@
   train    train a sequence classifier on those labels → a model folder
   predict  score a pool with a trained classifier → JSON {id: {perspective: expected level}}
 
-Pools: --pool NAME (a conf/pool/NAME.yaml config) or --pool-path FILE (canonical field names, or
---fields question=Q,response=R,... to map).
+Settings are composed from ``conf/`` as ``diq.run`` composes them, with the same Hydra overrides after the flags:
+the pool (``pool=medical_o1 pool.limit=500``), the judge (``judge=openai judge.base_url=URL judge.model_name=NAME``;
+the local judge scores with ``judge.model``, else the run's ``model=``), and the classifier recipe
+(``scoring.difficulty.classifier.epochs=5``, from conf/scoring/difficulty/classifier.yaml). The flags are shorthands
+set on top: ``--pool NAME`` = ``pool=NAME``; ``--pool-path FILE --fields question=Q,...`` = ``pool=local
+pool.path=FILE pool.fields.question=Q``; ``--limit``; ``--backend`` = ``judge=``; ``--backbone``/``--epochs``/``--lr``/
+``--batch-size``/``--max-length``/``--seed`` = the classifier's keys.
 """
 
 from __future__ import annotations
@@ -14,36 +19,64 @@ import argparse
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ..artifacts import write_json
+from ..compose import compose_conf, group_names
 from ..errors import DiqError
 from . import PERSPECTIVES
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+FIELDS = ("id", "question", "reasoning", "response", "options", "answer")
+OVERRIDES = ("pool=", "pool.", "+pool.", "judge=", "judge.", "+judge.", "+model@judge.model=", "model@judge.model=",
+             "model=", "model.", "scoring.difficulty.classifier.")
+FIX = ("pool=<conf/pool name>, pool.<key>=…, judge=local|openai, judge.<key>=…, model=<conf/model name>, "
+       "scoring.difficulty.classifier.<key>=… (see conf/pool, conf/judge, conf/scoring/difficulty/classifier.yaml)")
 
 
-def _pool(args):
-    from ..pool import load_pool
+def _q(value) -> str:
+    """A value quoted for a Hydra override (paths may hold spaces, commas or '='). In Hydra's quoted strings only
+    backslashes that precede a quote (or the closing quote) are escapes."""
+    import re
 
+    body = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, body) + "'"
+
+
+def _overrides(args) -> list[str]:
+    """The flags as Hydra overrides (first), then the user's overrides (which win)."""
+    out = ["scoring/difficulty=classifier"]
     if args.pool_path:
-        fields = {"id": None, "question": "question", "reasoning": "reasoning", "response": "response"}
+        out += ["pool=local", f"pool.path={_q(args.pool_path)}"]
         for kv in filter(None, (args.fields or "").split(",")):
             k, sep, v = kv.partition("=")
-            if not sep or k not in ("id", "question", "reasoning", "response", "options", "answer"):
-                raise DiqError(f"--fields {args.fields!r}: {kv!r} is not NAME=COLUMN with NAME one of id, question, "
-                               f"reasoning, response, options, answer\n  fix: e.g. --fields question=Q,response=R")
-            fields[k] = v or None
-        cfg = OmegaConf.create({"name": "cli", "path": args.pool_path, "hub_id": None, "fields": fields,
-                                "limit": args.limit})
-    else:
-        f = CONF / "pool" / f"{args.pool}.yaml"
-        if not f.exists():
-            raise DiqError(f"no pool config {f}\n  fix: use --pool-path FILE or one of "
-                           f"{sorted(p.stem for p in (CONF / 'pool').glob('*.yaml'))}")
-        cfg = OmegaConf.load(f)
-        cfg.limit = args.limit
-    return load_pool(cfg)
+            if not sep or k not in FIELDS:
+                raise DiqError(f"--fields {args.fields!r}: {kv!r} is not NAME=COLUMN with NAME one of "
+                               f"{', '.join(FIELDS)}\n  fix: e.g. --fields question=Q,response=R")
+            out.append(f"pool.fields.{k}={_q(v) if v else 'null'}")
+    elif args.pool:
+        if args.pool not in group_names("pool"):
+            raise DiqError(f"no pool config conf/pool/{args.pool}.yaml\n  fix: use --pool-path FILE or one of "
+                           f"{group_names('pool')}")
+        out.append(f"pool={args.pool}")
+    if args.limit is not None:
+        out.append(f"pool.limit={args.limit}")
+    if getattr(args, "backend", None):
+        out.append(f"judge={args.backend}")
+    flags = {"base_url": "judge.base_url", "model_name": "judge.model_name", "api_key_env": "judge.api_key_env",
+             "max_retries": "judge.max_retries", "backoff": "judge.backoff", "backbone": "scoring.difficulty."
+             "classifier.backbone", "epochs": "scoring.difficulty.classifier.epochs", "lr": "scoring.difficulty."
+             "classifier.lr", "batch_size": "scoring.difficulty.classifier.batch_size", "max_length": "scoring."
+             "difficulty.classifier.max_length", "seed": "scoring.difficulty.classifier.seed"}
+    out += [f"{key}={_q(v) if isinstance(v, str) else v}" for a, key in flags.items()
+            if (v := getattr(args, a, None)) is not None]
+    return out + list(args.overrides)
+
+
+def compose(args) -> DictConfig:
+    cfg = compose_conf(_overrides(args), OVERRIDES + ("scoring/difficulty=",), "pool, judge, model and classifier", FIX)
+    if OmegaConf.is_missing(cfg.pool, "path") or cfg.pool.path is None and not cfg.pool.get("hub_id"):
+        raise DiqError("pool=local needs pool.path\n  fix: --pool-path FILE or pool.path=FILE")
+    return cfg
 
 
 def main(argv=None) -> int:
@@ -55,61 +88,72 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name in ("judge", "train", "predict"):
         p = sub.add_parser(name)
-        p.add_argument("--pool", default="medical_o1_demo")
-        p.add_argument("--pool-path")
-        p.add_argument("--fields", help="mapping for --pool-path, e.g. question=Q,reasoning=CoT,response=R")
-        p.add_argument("--limit", type=int)
+        p.usage = f"python -m diq.difficulty {name} [flags] [KEY=VALUE overrides: {FIX}]"
+        p.add_argument("--pool", help="= pool=NAME (conf/pool/NAME.yaml; default: the run's, medical_o1_demo)")
+        p.add_argument("--pool-path", help="= pool=local pool.path=FILE")
+        p.add_argument("--fields", help="with --pool-path, e.g. question=Q,reasoning=CoT,response=R")
+        p.add_argument("--limit", type=int, help="= pool.limit=N")
         p.add_argument("--out", required=True)
     j = sub.choices["judge"]
-    j.add_argument("--backend", choices=["local", "openai"], default="local")
-    j.add_argument("--model-path", help="local judge: a model folder or hub id")
-    j.add_argument("--base-url", default="http://127.0.0.1:8000/v1")
+    j.add_argument("--backend", choices=["local", "openai"], help="= judge=local|openai (default: conf's judge)")
+    j.add_argument("--model-path", help="local judge: a model folder or hub id (default: judge.model, else model=)")
+    j.add_argument("--base-url")
     j.add_argument("--model-name")
-    j.add_argument("--api-key-env", default="OPENAI_API_KEY")
-    j.add_argument("--max-retries", type=int, default=5)
-    j.add_argument("--backoff", type=float, default=1.0)
+    j.add_argument("--api-key-env", help="the NAME of the environment variable holding the key")
+    j.add_argument("--max-retries", type=int)
+    j.add_argument("--backoff", type=float)
     t = sub.choices["train"]
     t.add_argument("--labels", required=True)
-    t.add_argument("--backbone", default="microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--lr", type=float, default=5e-5)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--max-length", type=int, default=512)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--backbone")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--max-length", type=int)
+    t.add_argument("--seed", type=int)
     pr = sub.choices["predict"]
     pr.add_argument("--model", required=True)
-    pr.add_argument("--max-length", type=int, default=512)
-    args = ap.parse_args(argv)
+    pr.add_argument("--max-length", type=int)
+    args, extra = ap.parse_known_args(argv)
+    args.overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    if len(args.overrides) < len(extra):
+        ap.error(f"unrecognized arguments: {' '.join(a for a in extra if a not in args.overrides)}")
     try:
-        records = _pool(args)
+        from ..pool import load_pool
+
+        cfg = compose(args)
+        records = load_pool(cfg.pool)
+        clf = cfg.scoring.difficulty.classifier
         if args.cmd == "judge":
             from .judge import judge_records, make_judge
 
-            jcfg = OmegaConf.load(CONF / "judge" / f"{args.backend}.yaml")  # the run's judge config; flags on top
-            jcfg.merge_with({"model": None} if args.backend == "local" else {
-                "base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
-                "max_retries": args.max_retries, "backoff": args.backoff})
-            judge = make_judge(jcfg, args.model_path)
-            res = judge_records(judge, records, PERSPECTIVES, Path(args.out))
-            print(f"judged {len(records)} records × {len(PERSPECTIVES)} perspectives → {args.out}; "
-                  + ", ".join(f"{p} mean {res[p].mean():.2f}" for p in PERSPECTIVES))
+            jcfg = cfg.judge
+            model_path = args.model_path
+            if jcfg.backend == "local" and not jcfg.get("model") and model_path is None:
+                from ..models import resolve_model
+
+                model_path = resolve_model(cfg.model)
+            judge = make_judge(jcfg, model_path)
+            res = judge_records(judge, records, PERSPECTIVES, Path(args.out), bool(jcfg.get("with_answer", True)),
+                                bool(jcfg.get("with_reasoning", True)))
+            print(f"judged {len(records)} records × {len(PERSPECTIVES)} perspectives ({jcfg.backend} judge) → "
+                  f"{args.out}; " + ", ".join(f"{p} mean {res[p].mean():.2f}" for p in PERSPECTIVES))
         elif args.cmd == "train":
             from .classifier import read_labels, train_classifier
 
             labels = read_labels(Path(args.labels))  # a bad labels file fails before any model is looked up
-            backbone = args.backbone
-            if not Path(backbone).exists():
+            if not Path(clf.backbone).exists():
                 from ..hub import ensure_hub_reachable
 
-                ensure_hub_reachable(backbone, "model", "--backbone /path/to/a/local/model")
-            info = train_classifier(records, labels, backbone, Path(args.out), epochs=args.epochs,
-                                    lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, seed=args.seed)
+                ensure_hub_reachable(clf.backbone, "model", "--backbone /path/to/a/local/model")
+            info = train_classifier(records, labels, clf.backbone, Path(args.out), epochs=int(clf.epochs),
+                                    lr=float(clf.lr), batch_size=int(clf.batch_size), max_length=int(clf.max_length),
+                                    seed=int(clf.seed))
             print(f"trained on {info['n_train']} (held out {info['n_val']}); best val macro-F1 "
                   f"{info['best_val_macro_f1']:.3f} → {args.out}")
         else:
             from .classifier import predict
 
-            res = predict(args.model, records, args.max_length)
+            res = predict(args.model, records, int(clf.max_length))
             write_json(args.out, {r["id"]: {p: float(res[p][i]) for p in PERSPECTIVES} for i, r in enumerate(records)})
             print(f"scored {len(records)} records → {args.out}")
     except DiqError as e:

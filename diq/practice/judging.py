@@ -9,12 +9,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ..artifacts import sha256_obj
+from ..compose import CONF, compose_conf
 from ..errors import DiqError
 from .rubric import DIMENSIONS, practice_prompt
 from .stats import bootstrap_diff
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
-
 
 JUDGE_OVERRIDE = ("judge=", "judge.", "+judge.", "+model@judge.model=", "model@judge.model=")
 
@@ -22,19 +20,8 @@ JUDGE_OVERRIDE = ("judge=", "judge.", "+judge.", "+model@judge.model=", "model@j
 def compose_judge(overrides: list[str]) -> dict:
     """The ``judge`` block composed from conf/ exactly as ``diq.run`` composes it, with Hydra overrides
     (``judge=openai``, ``judge.base_url=…``, ``+model@judge.model=<name>``)."""
-    from hydra import compose, initialize_config_dir
-
-    from .. import config as _schemas  # noqa: F401 - the typed schemas conf/ names
-
-    bad = [o for o in overrides if not o.startswith(JUDGE_OVERRIDE)]
-    if bad:
-        raise DiqError(f"{bad}: only judge overrides apply here\n  fix: judge=local|openai, judge.<key>=<value>, "
-                       f"+model@judge.model=<conf/model name>")
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-    except Exception as e:  # noqa: BLE001 - Hydra's composition errors name the override; say so without a traceback
-        raise DiqError(f"judge overrides {overrides}: {e}\n  fix: see conf/judge/*.yaml for the keys") from None
+    cfg = compose_conf(overrides, JUDGE_OVERRIDE, "judge", "judge=local|openai, judge.<key>=<value>, "
+                                                  "+model@judge.model=<conf/model name>; see conf/judge/*.yaml")
     return OmegaConf.to_container(cfg.judge, resolve=True)
 
 

@@ -68,7 +68,9 @@ class ScoreContext:
         return self._val
 
     def base_key(self) -> dict:
-        return {"pool_hash": self.pool_hash, "model": self.model_path, "model_cfg": plain(self.cfg.model)}
+        from ..models import model_key
+
+        return {"pool_hash": self.pool_hash, "model": model_key(self.model_path), "model_cfg": plain(self.cfg.model)}
 
     def cached(self, name: str, key: dict, compute) -> dict:
         return cached(self.cache, name, {**self.base_key(), **key}, self.ids, compute)

@@ -12,6 +12,7 @@ import time
 from omegaconf import OmegaConf
 
 from ..artifacts import StageDir
+from ..models import model_key
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def read_preferences(cfg, rec: dict):
 def dpo_stage(cfg, tracker, rec: dict, adapter, stage_key, pref) -> tuple[str, str, str | None]:
     pairs, held, info = pref
     t = time.time()
-    stage = StageDir(cfg.cache_dir, "dpo", {"model": rec["model_path"], "sft": stage_key,
+    stage = StageDir(cfg.cache_dir, "dpo", {"model": model_key(rec["model_path"]), "sft": stage_key,
                                             "dpo": OmegaConf.to_container(cfg.dpo, resolve=True),
                                             "preference": info["hash"], "heldout": info["heldout_hash"]})
     with stage.lock():

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from .. import evaluate as evaluation
 from ..artifacts import StageDir, read_json, write_json
+from ..models import model_key
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def eval_stage(cfg, tracker, rec: dict, adapter, stage_key, model_path: str | No
     model_path = model_path or rec["model_path"]
     t = time.time()
     stage = StageDir(cfg.cache_dir, "eval", {"evaluate_version": 2,  # 2: answer-rule and letter statistics per item
-                                             "model": model_path, "adapter": stage_key,
+                                             "model": model_key(model_path), "adapter": stage_key,
                                              "eval": OmegaConf.to_container(cfg.eval, resolve=True)})
     with stage.lock():
         if stage.done:

@@ -10,6 +10,7 @@ import time
 from omegaconf import OmegaConf
 
 from ..artifacts import StageDir
+from ..models import model_key
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ def train_stage(cfg, tracker, rec: dict, records: list[dict], selected: list[str
     t0 = time.time()
     model_path = rec["model_path"]
     by_id = {r["id"]: r for r in records}
-    stage = StageDir(cfg.cache_dir, "train", {"model": model_path,
+    stage = StageDir(cfg.cache_dir, "train", {"model": model_key(model_path),
                                               "model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
                                               "train": OmegaConf.to_container(cfg.train, resolve=True),
                                               "selection_hash": rec["selection_hash"], "pool_hash": rec["pool_hash"]})
