@@ -32,6 +32,7 @@ from .bench_common import (  # noqa: F401 - CONF, _model and overlap are also us
     _timed_scores,
     compare,
     loop_reference,
+    norm_scale,
     overlap,
     peak_rss_mb,
     selection_at_scale,
@@ -69,6 +70,8 @@ def bench_influence(args) -> dict:
     exact, t_exact, target = _timed_scores(model, tok, pool_enc, val_enc, args.batch_tokens)
     out["engine_peak_rss_mb"] = peak_rss_mb()
     out.update(engine_seconds=t_exact, engine_samples_per_s=len(records) / t_exact, engine_tokens_per_s=tokens / t_exact)
+    scale = norm_scale(exact["grad_norm"], target)
+    out["cancellation"] = float(np.abs(exact["dot"]).max() / scale)  # max |Dot| / (max ‖g‖ · ‖ḡ‖)
     print(f"[bench] exact engine: {t_exact:.1f}s ({tokens / t_exact:.0f} tok/s)", flush=True)
 
     if not args.skip_loop:
@@ -77,7 +80,8 @@ def bench_influence(args) -> dict:
         out.update(loop_seconds=t_loop, loop_samples_per_s=len(records) / t_loop, speedup_vs_loop=t_loop / t_exact,
                    max_rel_err=float(err.max()), loop_proj_dim=args.proj_dim,
                    max_abs_err_over_scale=float(np.abs(exact["dot"] - loop_dots).max() / np.abs(loop_dots).max()),
-                   loop_spearman=float(spearmanr(exact["dot"], loop_dots).statistic))
+                   loop_spearman=float(spearmanr(exact["dot"], loop_dots).statistic),
+                   max_abs_err_over_norms=float(np.abs(exact["dot"] - loop_dots).max() / scale))
         print(f"[bench] bs-1 loop: {t_loop:.1f}s → speedup {t_loop / t_exact:.2f}×, max rel err {err.max():.2e}", flush=True)
     del model
     gc.collect()

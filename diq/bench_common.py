@@ -31,6 +31,14 @@ def overlap(a: np.ndarray, b: np.ndarray, frac: float) -> float:
     return len(set(np.argsort(-a, kind="stable")[:k]) & set(np.argsort(-b, kind="stable")[:k])) / k
 
 
+def norm_scale(grad_norm, target: dict) -> float:
+    """max_i ‖g_i‖ · ‖ḡ_val‖: the scale that fp32 rounding errors of a Dot score grow with (Cauchy–Schwarz bound).
+    ``max |Δ| / norm_scale`` near fp32 epsilon × √terms is rounding; far above it is a bug. ``max |Dot| / norm_scale``
+    (``cancellation``) says how much the scores cancel, i.e. how far a scale-relative error is inflated by it."""
+    t = float(torch.sqrt(sum((v.double() ** 2).sum() for v in target.values())))
+    return float(np.nanmax(np.asarray(grad_norm, float))) * t
+
+
 def compare(name: str, exact: np.ndarray, other: np.ndarray, cost: float) -> dict:
     return {"name": name, "cost_over_exact": cost, "spearman": float(spearmanr(exact, other).statistic),
             "top1_overlap": overlap(exact, other, 0.01), "top10_overlap": overlap(exact, other, 0.10)}

@@ -77,8 +77,11 @@ def run_diq(spec: dict) -> dict:
     target = mean_gradient(model, val_enc, tok.pad_token_id, spec["batch_tokens"], desc="val grads")
     res = dot_scores(model, pool_enc, tok.pad_token_id, target, spec["batch_tokens"])
     _sync(spec["device"])
-    return {"scores": np.asarray(res["dot"], float).tolist(), "seconds": time.perf_counter() - t,
-            **_peak(spec["device"])}
+    seconds = time.perf_counter() - t
+    from .bench_common import norm_scale
+
+    return {"scores": np.asarray(res["dot"], float).tolist(), "seconds": seconds,
+            "norm_scale": norm_scale(res["grad_norm"], target), **_peak(spec["device"])}
 
 
 def dattri_collect(model, pad_id: int, encs, where: str, dev: str, batch_tokens: int, optimizer=None) -> None:
@@ -177,7 +180,10 @@ def compare_dattri(spec: dict) -> dict:
             "dattri_over_ours_time": peer["seconds"] / ours["seconds"],
             "agreement": {"spearman": float(spearmanr(a, b).statistic),
                           "max_abs_err_over_scale": float(np.abs(a - b).max() / np.abs(a).max()),
-                          "top10_overlap": overlap(a, b, 0.10)},
+                          "top10_overlap": overlap(a, b, 0.10),
+                          # the same error over max‖g‖·‖ḡ‖ (what fp32 rounding scales with; bench_common.norm_scale)
+                          "max_abs_err_over_norms": float(np.abs(a - b).max() / ours["norm_scale"])},
+            "cancellation": float(np.abs(a).max() / ours["norm_scale"]),
             "dattri_setup": "HookManagerConfig(linear_io=[lora_A, lora_B]) + OffloadCallback(per_sample) around "
                             "diq's batches, TracInAttributor.attribute_from_cache, one checkpoint, no projection; "
                             "Dot = mean over the validation columns",

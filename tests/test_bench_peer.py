@@ -22,6 +22,10 @@ def test_against_dattri_agrees_and_reports_both_engines(tmp_path, tiny_path):
         assert res[side]["seconds"] > 0 and res[side]["tokens_per_s"] > 0 and res[side]["peak_rss_mb"] > 0
     assert res["agreement"]["spearman"] > 0.9999 and res["agreement"]["max_abs_err_over_scale"] < 1e-5
     assert res["agreement"]["top10_overlap"] == 1.0
+    # the error over max‖g‖·‖ḡ‖ = the scale-relative error × the cancellation max|Dot| / (max‖g‖·‖ḡ‖) ≤ 1
+    assert 0 < res["cancellation"] <= 1.0
+    assert res["agreement"]["max_abs_err_over_norms"] == pytest.approx(
+        res["agreement"]["max_abs_err_over_scale"] * res["cancellation"], rel=1e-9)
     assert res["spec"]["n_actual"] == 12 and res["dattri_llm_version"] == "0.1.0"
     # LESS: our exact features vs dattri-llm's LESSAttributor on the same warm-up checkpoints. With the same Adam
     # convention (torch's bias-corrected update) the engines agree to float precision; LESS's own convention

@@ -87,3 +87,20 @@ def test_projection_bench_reports_sparse_and_dense(tmp_path, tiny_path):
     assert row["d"] == 114688 and row["lora_modules"] == 16 and row["rademacher_extrapolated"]
     assert row["sjlt_seconds_per_batch"] > 0 and row["speedup"] == pytest.approx(
         row["rademacher_seconds_per_batch"] / row["sjlt_seconds_per_batch"])
+
+
+def test_engine_vs_loop_bench_on_cpu(tmp_path, tiny_path):
+    """python -m diq.bench influence (no peer): the exact engine against the batch-size-1 autograd loop, fp32. The
+    agreement keys behind the README's figures: scale-relative error, Spearman, the error over max‖g‖·‖ḡ‖."""
+    import numpy as np
+
+    from diq.bench import main
+
+    out = tmp_path / "bench.json"
+    assert main(["influence", "--model", "tiny", "--n", "10", "--max-len", "160", "--val-per-task", "4",
+                 "--proj-dim", "64", "--modes", "--skip-epoch", "--skip-selection", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 10 and res["engine_seconds"] > 0 and res["loop_seconds"] > 0
+    assert res["max_abs_err_over_scale"] < 1e-5 and res["loop_spearman"] > 0.9999
+    assert 0 < res["cancellation"] <= 1.0
+    assert np.isclose(res["max_abs_err_over_norms"], res["max_abs_err_over_scale"] * res["cancellation"], rtol=1e-4)
