@@ -16,7 +16,8 @@ The two preconditioners differ in one known way: LESS's code (and ours) uses m'/
 dattri-llm uses torch's Adam update m̂/(√v̂+ε) with bias correction. The bias corrections are one scale for every
 coordinate (cancelled by the cosine); the ε placement is not, so agreement is reported, not assumed — twice:
 ``agreement`` (ours as the pipeline runs it) and ``agreement_same_adam_convention`` (our features recomputed with
-torch's convention, untimed), which isolates the engines from the convention.
+torch's convention, untimed), which isolates the engines from the convention. ``projected_vs_exact`` compares our
+LESS with the pipeline's projection (``scoring.less``: sparse JL, k = 8192) against our exact LESS (same pass, untimed).
 """
 
 from __future__ import annotations
@@ -73,25 +74,64 @@ def run_diq_less(spec: dict) -> dict:
 
     tok, model, pool_enc, val_enc = _setup(spec)
     dev, bt = spec["device"], spec["batch_tokens"]
-
-    def scores(torch_style: bool):
-        tf, vf, w = [], [], []
-        for c in spec["checkpoints"]:
-            ck = torch.load(c["path"], weights_only=True)
-            _load(model, ck)
-            adam = {n.removesuffix(".weight"): (m.reshape(-1), v.reshape(-1)) + ((s,) if torch_style else ())
-                    for n, (m, v, s) in ck["adam"].items()}
-            tf.append(less_features(model, pool_enc, tok.pad_token_id, bt, None, 0, adam, desc="LESS train (diq)"))
-            vf.append(less_features(model, val_enc, tok.pad_token_id, bt, None, 0, None, desc="LESS val (diq)"))
-            w.append(c["lr"])
-        return np.asarray(less_combine(tf, vf, w, ["pubmedqa"] * len(val_enc)), float).tolist()
-
+    tasks = ["pubmedqa"] * len(val_enc)
+    tf, vf, w = [], [], []
     _sync(dev)
-    t = time.perf_counter()
-    out = scores(False)  # timed: LESS's convention, the one the pipeline uses
+    t = time.perf_counter()  # timed: exact features with LESS's convention, the one the pipeline uses
+    for c in spec["checkpoints"]:
+        ck = torch.load(c["path"], weights_only=True)
+        _load(model, ck)
+        adam = {n.removesuffix(".weight"): (m.reshape(-1), v.reshape(-1)) for n, (m, v, _) in ck["adam"].items()}
+        tf.append(less_features(model, pool_enc, tok.pad_token_id, bt, None, 0, adam, desc="LESS train (diq)"))
+        vf.append(less_features(model, val_enc, tok.pad_token_id, bt, None, 0, None, desc="LESS val (diq)"))
+        w.append(c["lr"])
+    out = np.asarray(less_combine(tf, vf, w, tasks), float)
     _sync(dev)
     seconds = time.perf_counter() - t
-    return {"scores": out, "scores_torch_adam": scores(True), "seconds": seconds, **_peak(dev)}
+    peak = _peak(dev)
+    del tf
+    extra = _untimed_variants(spec, model, tok, pool_enc, val_enc, vf, w, tasks)
+    return {"scores": out.tolist(), **extra, "seconds": seconds, **peak}
+
+
+def _untimed_variants(spec, model, tok, pool_enc, val_enc, vf, w, tasks) -> dict:
+    """One more gradient pass per checkpoint (not timed) for two comparisons: our exact features with torch's Adam
+    convention (dattri-llm's; isolates the engines from the convention), and the pipeline's projected LESS
+    (``scoring.less``: sparse JL to ``proj_dim``) against the exact LESS scores."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from .bench_common import CONF
+    from .gradients import GradientCapture, iter_per_sample_grads
+    from .influence import adam_features, l2_normalize, less_combine
+    from .projection import make_projector
+
+    lcfg = OmegaConf.load(CONF / "scoring" / "default.yaml").less
+    cap = GradientCapture(model)
+    proj = make_projector(str(lcfg.projection), cap.names, cap.dims, int(lcfg.proj_dim), seed=int(lcfg.proj_seed),
+                          nnz=int(lcfg.proj_nnz), device=spec["device"])
+    flat = lambda g: torch.cat([g[n] for n in cap.names], 1)  # noqa: E731
+    tf_torch, tf_proj, vf_proj = [], [], []
+    for c in spec["checkpoints"]:
+        ck = torch.load(c["path"], weights_only=True)
+        _load(model, ck)
+        adam = {n.removesuffix(".weight"): (m.reshape(1, -1), v.reshape(1, -1), s) for n, (m, v, s) in ck["adam"].items()}
+        t_torch, t_proj = torch.zeros(len(pool_enc), sum(cap.dims.values())), torch.zeros(len(pool_enc), proj.k)
+        for gb in iter_per_sample_grads(model, pool_enc, tok.pad_token_id, spec["batch_tokens"], desc="LESS variants"):
+            ad = {n: adam[n] for n in gb.grads}
+            t_torch[gb.index] = l2_normalize(flat({n: adam_features(g, ad[n][0].to(g), ad[n][1].to(g), step=ad[n][2])
+                                                   for n, g in gb.grads.items()})).cpu()
+            t_proj[gb.index] = l2_normalize(proj({n: adam_features(g, ad[n][0].to(g), ad[n][1].to(g))
+                                                  for n, g in gb.grads.items()})).cpu()
+        v_proj = torch.zeros(len(val_enc), proj.k)
+        for gb in iter_per_sample_grads(model, val_enc, tok.pad_token_id, spec["batch_tokens"], desc="LESS val proj"):
+            v_proj[gb.index] = l2_normalize(proj(gb.grads)).cpu()
+        tf_torch.append(t_torch)
+        tf_proj.append(t_proj)
+        vf_proj.append(v_proj)
+    return {"scores_torch_adam": np.asarray(less_combine(tf_torch, vf, w, tasks), float).tolist(),
+            "scores_projected": np.asarray(less_combine(tf_proj, vf_proj, w, tasks), float).tolist(),
+            "projection": {"kind": str(lcfg.projection), "proj_dim": int(lcfg.proj_dim), "nnz": int(lcfg.proj_nnz)}}
 
 
 def run_dattri_less(spec: dict) -> dict:
@@ -153,6 +193,7 @@ def compare_dattri_less(spec: dict) -> dict:
         ours = _spawned("run_diq_less", spec, module=__name__)
         peer = _spawned("run_dattri_less", spec, module=__name__)
     a, a_t, b = np.asarray(ours.pop("scores")), np.asarray(ours.pop("scores_torch_adam")), np.asarray(peer.pop("scores"))
+    a_p, proj = np.asarray(ours.pop("scores_projected")), ours.pop("projection")
     for r in (ours, peer):
         r["tokens_per_s"] = spec["tokens"] / r["seconds"]
 
@@ -162,6 +203,7 @@ def compare_dattri_less(spec: dict) -> dict:
 
     return {"ours": ours, "dattri_llm": peer, "dattri_over_ours_time": peer["seconds"] / ours["seconds"],
             "agreement": agree(a, b), "agreement_same_adam_convention": agree(a_t, b),
+            "projected_vs_exact": {**agree(a, a_p), **proj},  # ours: the pipeline's projected LESS vs exact LESS
             "setup": {"lora": lora, "checkpoints": spec["less_ckpts"], "warmup_lr": spec["less_lr"],
                       "projection": "off (exact features) on both sides",
                       "preconditioner": "ours: m'/sqrt(v'+eps), no bias correction (LESS's code); dattri-llm: "
