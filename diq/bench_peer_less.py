@@ -59,6 +59,10 @@ def make_checkpoints(spec: dict, out: Path) -> list[dict]:
     return ckpts
 
 
+def checkpoints_in_child(spec: dict) -> dict:
+    return {"checkpoints": make_checkpoints(spec, Path(spec["ckpt_dir"]))}
+
+
 def _load(model, ck: dict) -> None:
     params = dict(model.named_parameters())
     with __import__("torch").no_grad():
@@ -189,7 +193,9 @@ def compare_dattri_less(spec: dict) -> dict:
     lora.update(r=spec["less_r"], alpha=4 * spec["less_r"], dropout=0.0, seed=0)  # LESS: alpha = 4 r
     spec = {**spec, "lora": lora}
     with tempfile.TemporaryDirectory(prefix="diq-less-ckpt-") as td:
-        spec["checkpoints"] = make_checkpoints(spec, Path(td))
+        # in its own process too: the warm-up's activations would otherwise stay in this process's heap (~8 GB on
+        # SmolLM2 at 768 tokens) while the engines run
+        spec["checkpoints"] = _spawned("checkpoints_in_child", {**spec, "ckpt_dir": td}, module=__name__)["checkpoints"]
         ours = _spawned("run_diq_less", spec, module=__name__)
         peer = _spawned("run_dattri_less", spec, module=__name__)
     a, a_t, b = np.asarray(ours.pop("scores")), np.asarray(ours.pop("scores_torch_adam")), np.asarray(peer.pop("scores"))

@@ -123,7 +123,9 @@ def generation_items(rec: dict, questions: list[dict], max_new_tokens: int, cach
                        f"(stop_after={rec['config'].get('stop_after')}): it has no fine-tuned model to generate with\n"
                        f"  fix: pass runs that trained (stop_after=train or eval)")
     adapter = rec["train"]["adapter"]
-    stage = StageDir(cache_dir, "practice_gen", {"model": rec["model_path"], "adapter": adapter,
+    from ..models import model_key
+
+    stage = StageDir(cache_dir, "practice_gen", {"model": model_key(rec["model_path"]), "adapter": model_key(adapter),
                                                  "questions": [q["id"] for q in questions],
                                                  "max_new_tokens": max_new_tokens})
     with stage.lock():
