@@ -202,10 +202,12 @@ def test_sigint_and_sigterm_leave_a_failed_record_without_traceback(tmp_path, si
     out = []
     reader = threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True)
     reader.start()
-    for _ in range(6):  # 10 s apart: the first signal's cleanup (record.failed.json) is never interrupted
+    # 3 s apart: long enough for the first signal's cleanup (record.failed.json, milliseconds), short enough that a
+    # lost first signal cannot let the tiny run finish before the next one (10 s did, once, in a full-suite run)
+    for _ in range(20):
         p.send_signal(sig)
         try:
-            p.wait(timeout=10)
+            p.wait(timeout=3)
             break
         except subprocess.TimeoutExpired:
             continue
