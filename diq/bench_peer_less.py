@@ -119,14 +119,13 @@ def _untimed_variants(spec, model, tok, pool_enc, val_enc, vf, w, tasks) -> dict
     for c in spec["checkpoints"]:
         ck = torch.load(c["path"], weights_only=True)
         _load(model, ck)
-        adam = {n.removesuffix(".weight"): (m.reshape(1, -1), v.reshape(1, -1), s) for n, (m, v, s) in ck["adam"].items()}
+        adam = {n.removesuffix(".weight"): (m.reshape(1, -1).to(spec["device"]), v.reshape(1, -1).to(spec["device"]), s)
+                for n, (m, v, s) in ck["adam"].items()}
         t_torch, t_proj = torch.zeros(len(pool_enc), sum(cap.dims.values())), torch.zeros(len(pool_enc), proj.k)
         for gb in iter_per_sample_grads(model, pool_enc, tok.pad_token_id, spec["batch_tokens"], desc="LESS variants"):
-            ad = {n: adam[n] for n in gb.grads}
-            t_torch[gb.index] = l2_normalize(flat({n: adam_features(g, ad[n][0].to(g), ad[n][1].to(g), step=ad[n][2])
+            t_torch[gb.index] = l2_normalize(flat({n: adam_features(g, *adam[n][:2], step=adam[n][2])
                                                    for n, g in gb.grads.items()})).cpu()
-            t_proj[gb.index] = l2_normalize(proj({n: adam_features(g, ad[n][0].to(g), ad[n][1].to(g))
-                                                  for n, g in gb.grads.items()})).cpu()
+            t_proj[gb.index] = l2_normalize(proj({n: adam_features(g, *adam[n][:2]) for n, g in gb.grads.items()})).cpu()
         v_proj = torch.zeros(len(val_enc), proj.k)
         for gb in iter_per_sample_grads(model, val_enc, tok.pad_token_id, spec["batch_tokens"], desc="LESS val proj"):
             v_proj[gb.index] = l2_normalize(proj(gb.grads)).cpu()

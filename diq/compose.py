@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from .errors import DiqError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+JUDGE_OVERRIDES = ("judge=", "judge.", "+judge.", "+model@judge.model=", "model@judge.model=")  # the judge group's keys
 
 
 def compose_conf(overrides: list[str], allowed: tuple[str, ...], what: str, fix: str) -> DictConfig:

@@ -22,13 +22,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..artifacts import write_json
-from ..compose import compose_conf, group_names
+from ..compose import JUDGE_OVERRIDES, compose_conf, group_names
 from ..errors import DiqError
 from . import PERSPECTIVES
 
 FIELDS = ("id", "question", "reasoning", "response", "options", "answer")
-OVERRIDES = ("pool=", "pool.", "+pool.", "judge=", "judge.", "+judge.", "+model@judge.model=", "model@judge.model=",
-             "model=", "model.", "scoring.difficulty.classifier.")
+OVERRIDES = ("pool=", "pool.", "+pool.", "model=", "model.", "scoring/difficulty=", "scoring.difficulty.classifier.",
+             *JUDGE_OVERRIDES)
 FIX = ("pool=<conf/pool name>, pool.<key>=…, judge=local|openai, judge.<key>=…, model=<conf/model name>, "
        "scoring.difficulty.classifier.<key>=… (see conf/pool, conf/judge, conf/scoring/difficulty/classifier.yaml)")
 
@@ -73,8 +73,8 @@ def _overrides(args) -> list[str]:
 
 
 def compose(args) -> DictConfig:
-    cfg = compose_conf(_overrides(args), OVERRIDES + ("scoring/difficulty=",), "pool, judge, model and classifier", FIX)
-    if OmegaConf.is_missing(cfg.pool, "path") or cfg.pool.path is None and not cfg.pool.get("hub_id"):
+    cfg = compose_conf(_overrides(args), OVERRIDES, "pool, judge, model and classifier", FIX)
+    if OmegaConf.is_missing(cfg.pool, "path"):  # load_pool names a null path itself
         raise DiqError("pool=local needs pool.path\n  fix: --pool-path FILE or pool.path=FILE")
     return cfg
 

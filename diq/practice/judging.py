@@ -9,18 +9,16 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ..artifacts import sha256_obj
-from ..compose import CONF, compose_conf
+from ..compose import CONF, JUDGE_OVERRIDES, compose_conf
 from ..errors import DiqError
 from .rubric import DIMENSIONS, practice_prompt
 from .stats import bootstrap_diff
-
-JUDGE_OVERRIDE = ("judge=", "judge.", "+judge.", "+model@judge.model=", "model@judge.model=")
 
 
 def compose_judge(overrides: list[str]) -> dict:
     """The ``judge`` block composed from conf/ exactly as ``diq.run`` composes it, with Hydra overrides
     (``judge=openai``, ``judge.base_url=…``, ``+model@judge.model=<name>``)."""
-    cfg = compose_conf(overrides, JUDGE_OVERRIDE, "judge", "judge=local|openai, judge.<key>=<value>, "
+    cfg = compose_conf(overrides, JUDGE_OVERRIDES, "judge", "judge=local|openai, judge.<key>=<value>, "
                                                   "+model@judge.model=<conf/model name>; see conf/judge/*.yaml")
     return OmegaConf.to_container(cfg.judge, resolve=True)
 
