@@ -240,6 +240,8 @@ def main(argv=None) -> int:
     if args.against:
         return _against(args)
     res = bench_influence(args)
+    res["command"] = "python -m diq.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["torch"] = torch.__version__
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     keys = ["engine_samples_per_s", "engine_tokens_per_s", "speedup_vs_loop", "engine_over_epoch_time", "max_rel_err",
             "peak_rss_mb"]

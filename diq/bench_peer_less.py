@@ -132,7 +132,10 @@ def _untimed_variants(spec, model, tok, pool_enc, val_enc, vf, w, tasks) -> dict
         tf_torch.append(t_torch)
         tf_proj.append(t_proj)
         vf_proj.append(v_proj)
+    # the same features and combination with fp32 inner products (dattri-llm's precision; ours accumulate in float64)
+    sim32 = sum(wc * (t.float() @ v.float().T) for t, v, wc in zip(tf_torch, vf, w))
     return {"scores_torch_adam": np.asarray(less_combine(tf_torch, vf, w, tasks), float).tolist(),
+            "scores_torch_adam_fp32": sim32.mean(1).double().numpy().tolist(),
             "scores_projected": np.asarray(less_combine(tf_proj, vf_proj, w, tasks), float).tolist(),
             "projection": {"kind": str(lcfg.projection), "proj_dim": int(lcfg.proj_dim), "nnz": int(lcfg.proj_nnz)}}
 
@@ -198,6 +201,7 @@ def compare_dattri_less(spec: dict) -> dict:
         ours = _spawned("run_diq_less", spec, module=__name__)
         peer = _spawned("run_dattri_less", spec, module=__name__)
     a, a_t, b = np.asarray(ours.pop("scores")), np.asarray(ours.pop("scores_torch_adam")), np.asarray(peer.pop("scores"))
+    a_t32 = np.asarray(ours.pop("scores_torch_adam_fp32"))
     a_p, proj = np.asarray(ours.pop("scores_projected")), ours.pop("projection")
     for r in (ours, peer):
         r["tokens_per_s"] = spec["tokens"] / r["seconds"]
@@ -208,6 +212,9 @@ def compare_dattri_less(spec: dict) -> dict:
 
     return {"ours": ours, "dattri_llm": peer, "dattri_over_ours_time": peer["seconds"] / ours["seconds"],
             "agreement": agree(a, b), "agreement_same_adam_convention": agree(a_t, b),
+            # where the same-convention difference comes from: ours with fp32 inner products against dattri-llm,
+            # and against ours in float64 (the rounding of fp32 inner products over d exact coordinates)
+            "agreement_same_adam_convention_fp32": agree(a_t32, b), "ours_fp32_vs_fp64": agree(a_t, a_t32),
             "projected_vs_exact": {**agree(a, a_p), **proj},  # ours: the pipeline's projected LESS vs exact LESS
             "setup": {"lora": lora, "checkpoints": spec["less_ckpts"], "warmup_lr": spec["less_lr"],
                       "projection": "off (exact features) on both sides",

@@ -21,6 +21,18 @@ def test_adam_features_by_hand():
     np.testing.assert_allclose(f[0].numpy(), exp, rtol=1e-6)
 
 
+def test_l2_normalize_is_exact_at_lora_scale():
+    # exact LESS features of SmolLM2 (r = 128 on q/k/v/o) have 14.7 M coordinates; torch's fp32 CPU norm is 5e-4
+    # short there, which shifted every exact LESS score by ~1e-3 against dattri-llm (benchmarks/peer_dattri_*)
+    x = torch.randn(2, 14_745_600, generator=torch.Generator().manual_seed(0)) * 3.0
+    y = l2_normalize(x)
+    assert y.dtype == torch.float32
+    norms = y.double().norm(dim=1)  # float64 reference
+    np.testing.assert_allclose(norms.numpy(), [1.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose((y[:, :4].double() * x.double().norm(dim=1, keepdim=True)).numpy(),
+                               x[:, :4].double().numpy(), rtol=1e-6)
+
+
 def test_less_combine_by_hand():
     # 2 train samples, 3 validation items (tasks a, a, b), 2 checkpoints with lr weights 2 and 1
     t1 = l2_normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
