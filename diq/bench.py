@@ -229,19 +229,19 @@ def main(argv=None) -> int:
     add_parser(sub)
     add_projection_parser(sub)
     args = ap.parse_args(argv)
+    command = "python -m diq.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.what == "throughput":
         return run_throughput(args, argv)
     if args.what == "projection":
         res = bench_projection(args.models, args.k, args.batch, args.dense_modules)
-        res["command"] = "python -m diq.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+        res["command"] = command
         Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
         print(f"wrote {args.out}")
         return 0
     if args.against:
         return _against(args)
     res = bench_influence(args)
-    res["command"] = "python -m diq.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    res["torch"] = torch.__version__
+    res["command"] = command
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     keys = ["engine_samples_per_s", "engine_tokens_per_s", "speedup_vs_loop", "engine_over_epoch_time", "max_rel_err",
             "peak_rss_mb"]

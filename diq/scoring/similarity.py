@@ -11,7 +11,7 @@ from .context import ScoreContext, device, plain
 
 def score_similarity(ctx: ScoreContext) -> dict:
     from ..gradients import token_budget_batches
-    from ..influence import less_combine
+    from ..influence import l2_normalize, less_combine
     from ..models import load_model
 
     scfg = ctx.cfg.scoring.similarity
@@ -27,7 +27,7 @@ def score_similarity(ctx: ScoreContext) -> dict:
                           output_hidden_states=True).hidden_states[-1].double()
                 m = b["attention_mask"].unsqueeze(-1).double()
                 out[idx] = (h * m).sum(1) / m.sum(1)
-        return out / out.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        return l2_normalize(out)
 
     def compute():
         model = load_model(ctx.model_path, dtype=scfg.dtype, device=device(scfg.device)).eval()
