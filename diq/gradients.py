@@ -34,6 +34,7 @@ class GradientCapture:
     tensor hook turns (output grad, input) into per-sample weight gradients [B, out·in] in fp32."""
 
     def __init__(self, model: nn.Module):
+        self.model = model
         self.modules = lora_modules(model)
         self.names = [n for n, _ in self.modules]
         self.shapes = {n: tuple(m.weight.shape) for n, m in self.modules}
@@ -47,12 +48,27 @@ class GradientCapture:
     def __enter__(self):
         for name, mod in self.modules:
             self._handles.append(mod.register_forward_hook(self._forward_hook(name)))
+        # The hooks compute every per-sample weight gradient; autograd's own (batch-summed) LoRA weight gradients
+        # would be computed and thrown away. So the factors are frozen while capturing and the graph is rooted at
+        # the input embeddings instead: backward then computes activation gradients only (README, Measured: LESS's
+        # r = 128 on SmolLM2). Models without input embeddings keep autograd's weight gradients.
+        self._frozen = []
+        get_emb = getattr(self.model, "get_input_embeddings", None)
+        emb = get_emb() if callable(get_emb) else None
+        if isinstance(emb, nn.Module):
+            self._handles.append(emb.register_forward_hook(_require_grad))
+            self._frozen = [m.weight for _, m in self.modules]
+            for w in self._frozen:
+                w.requires_grad_(False)
         return self
 
     def __exit__(self, *exc):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        for w in self._frozen:
+            w.requires_grad_(True)
+        self._frozen = []
         self.grads.clear()
 
     def _forward_hook(self, name):
@@ -66,6 +82,11 @@ class GradientCapture:
             if output.requires_grad:
                 output.register_hook(on_grad)
         return hook
+
+
+def _require_grad(module, inputs, output):
+    """Forward hook on the input embeddings: the graph starts here when the LoRA factors are frozen."""
+    return output.requires_grad_(True) if output.is_floating_point() and not output.requires_grad else output
 
 
 def resolve_batch_tokens(value, device) -> int:

@@ -142,3 +142,30 @@ def test_sharded_scoring_is_bitwise_identical(run_cfg):
     b = np.load(f"{merged['scores']['influence']['cache']}/dot.npy")
     assert a.tobytes() == b.tobytes()  # bitwise
     assert np.isfinite(b).all()
+
+
+def test_capture_computes_no_weight_gradients_and_restores_the_factors(setup):
+    """During capture the LoRA factors are frozen (the graph starts at the input embeddings), so autograd never
+    forms their batch-summed weight gradients; afterwards they are trainable again, even after an early stop."""
+    tok, model, _, enc = setup
+    names = [n for n, _ in GradientCapture(model).modules]
+    params = dict(model.named_parameters())
+    seen = []
+    gen = iter_per_sample_grads(model, enc[:6], tok.pad_token_id, batch_tokens=1024, progress=False)
+    for gb in gen:
+        seen.append(({n: params[n + ".weight"].requires_grad for n in names},
+                     [n for n in names if params[n + ".weight"].grad is not None],
+                     float(sum(g.abs().sum() for g in gb.grads.values()))))
+        break  # an early stop must restore the factors too
+    gen.close()
+    frozen, with_grad, total = seen[0]
+    assert not any(frozen.values()) and with_grad == [] and total > 0
+    assert all(params[n + ".weight"].requires_grad for n in names)
+    # and the next full pass still matches the autograd loop (the other tests check every score)
+    ref = loop_grads(model, tok, enc[:3])
+    got = {}
+    for gb in iter_per_sample_grads(model, enc[:3], tok.pad_token_id, batch_tokens=4096, progress=False):
+        for j, i in enumerate(gb.index):
+            got[i] = torch.cat([gb.grads[n][j].double() for n in names])
+    err = max(float((got[i] - ref[i]).abs().max()) for i in range(3)) / float(ref.abs().max())
+    assert err < 1e-5
