@@ -132,10 +132,9 @@ def _untimed_variants(spec, model, tok, pool_enc, val_enc, vf, w, tasks) -> dict
         tf_torch.append(t_torch)
         tf_proj.append(t_proj)
         vf_proj.append(v_proj)
-    # the same features and combination with fp32 inner products (dattri-llm's precision; ours accumulate in float64)
-    sim32 = sum(wc * (t.float() @ v.float().T) for t, v, wc in zip(tf_torch, vf, w))
     return {"scores_torch_adam": np.asarray(less_combine(tf_torch, vf, w, tasks), float).tolist(),
-            "scores_torch_adam_fp32": sim32.mean(1).double().numpy().tolist(),
+            # the same with fp32 inner products (dattri-llm's precision; ours accumulate in float64)
+            "scores_torch_adam_fp32": np.asarray(less_combine(tf_torch, vf, w, tasks, torch.float32), float).tolist(),
             "scores_projected": np.asarray(less_combine(tf_proj, vf_proj, w, tasks), float).tolist(),
             "projection": {"kind": str(lcfg.projection), "proj_dim": int(lcfg.proj_dim), "nnz": int(lcfg.proj_nnz)}}
 

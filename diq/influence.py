@@ -106,23 +106,24 @@ def l2_normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def less_combine(train_feats: list[torch.Tensor], val_feats: list[torch.Tensor], weights: list[float],
-                 val_tasks: list[str]) -> np.ndarray:
+                 val_tasks: list[str], dtype: torch.dtype = torch.float64) -> np.ndarray:
     """LESS scoring from per-checkpoint features ([N, k] train, [V, k] validation, already normalised):
-    Σ_c w_c · T_c V_cᵀ → [N, V]; mean over each task's validation items → [N, tasks]; max over tasks → [N]."""
-    sim = sum(w * _double_matmul_t(t, v) for t, v, w in zip(train_feats, val_feats, weights))
+    Σ_c w_c · T_c V_cᵀ → [N, V]; mean over each task's validation items → [N, tasks]; max over tasks → [N].
+    The inner products accumulate in ``dtype`` (float64; the LESS side by side also reports fp32)."""
+    sim = sum(w * _matmul_t(t, v, dtype) for t, v, w in zip(train_feats, val_feats, weights))
     tasks = sorted(set(val_tasks))
     per_task = torch.stack([sim[:, [i for i, t in enumerate(val_tasks) if t == task]].mean(1) for task in tasks], 1)
     return per_task.max(1).values.cpu().numpy()
 
 
-def _double_matmul_t(t: torch.Tensor, v: torch.Tensor, chunk_bytes: int = 2**28) -> torch.Tensor:
-    """t @ vᵀ in float64, converting t in row blocks of ≤ ``chunk_bytes`` (exact [N, 14.7 M] features of SmolLM2 would
-    otherwise need a float64 copy of all of them at once). Projected features (k = 8192) fit in one block up to
-    4,096 rows."""
-    vd = v.double()
+def _matmul_t(t: torch.Tensor, v: torch.Tensor, dtype: torch.dtype, chunk_bytes: int = 2**28) -> torch.Tensor:
+    """t @ vᵀ in ``dtype``, converting t in row blocks of ≤ ``chunk_bytes`` (exact [N, 14.7 M] features of SmolLM2
+    would otherwise need a float64 copy of all of them at once). Projected features (k = 8192) fit in one block up
+    to 4,096 rows."""
+    vd = v.to(dtype)
     rows = max(1, chunk_bytes // (8 * max(1, t.shape[1])))
-    return torch.cat([t[i: i + rows].double() @ vd.T for i in range(0, t.shape[0], rows)]) if t.shape[0] else \
-        t.new_zeros((0, v.shape[0]), dtype=torch.float64)
+    return torch.cat([t[i: i + rows].to(dtype) @ vd.T for i in range(0, t.shape[0], rows)]) if t.shape[0] else \
+        t.new_zeros((0, v.shape[0]), dtype=dtype)
 
 
 def less_features(model, encoded, pad_id, batch_tokens: int, proj_dim: int, proj_seed: int,

@@ -33,6 +33,7 @@ def test_against_dattri_agrees_and_reports_both_engines(tmp_path, tiny_path):
     less = res["less"]
     assert less["agreement_same_adam_convention"]["max_abs_err_over_scale"] < 1e-5
     assert less["agreement_same_adam_convention"]["spearman"] > 0.9999
+    assert 0 < less["ours_fp32_vs_fp64"]["max_abs_err_over_scale"] < 1e-5  # fp32 inner products: rounding only
     assert 0.95 < less["agreement"]["spearman"] < 0.9999
     # the pipeline's projected LESS (sparse JL, k = 8192) against our exact LESS, from the same checkpoints
     assert less["projected_vs_exact"]["spearman"] > 0.95 and less["projected_vs_exact"]["proj_dim"] == 8192
