@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from .artifacts import sha256_obj
 from .budget import budget_k
 from .errors import DiqError
+from .lora import check_targets
 from .models import resolve_model
 from .record import git_info, versions
 from .scoring.context import strip_code_keys
@@ -76,6 +77,9 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker, rec: dict) -> dict:
     if base_only or full:
         rec["budget_fraction"] = 0.0 if base_only else 1.0
     rec["model_path"] = resolve_model(cfg.model)
+    if cfg.stop_after in STAGES[STAGES.index("train"):]:  # the adapters this run will train
+        check_targets(rec["model_path"], [("train.lora", cfg.train.lora)] * (not base_only) + (
+            [("dpo.lora", cfg.dpo.lora)] if pref is not None and cfg.dpo.get("adapter") == "stack" else []))
 
     t = time.time()
     scores = score_stage(cfg, out_dir, rec, records, strat.needs, decontam)

@@ -53,7 +53,8 @@ def _save_checkpoint(model, opt, out: Path, epoch: int, lrs: list[float]) -> dic
 
 
 def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Path,
-             on_step: Callable[[dict], None] | None = None, checkpoint_every_epoch: bool = False) -> dict:
+             on_step: Callable[[dict], None] | None = None, checkpoint_every_epoch: bool = False,
+             lora_name: str = "train.lora") -> dict:
     """Train a LoRA adapter on ``records`` and save it to ``out_dir/adapter``. Returns a summary.
     With ``checkpoint_every_epoch`` (warm-up for influence / LESS) each epoch also leaves ``ckpt-<e>/``."""
     import torch.distributed as dist
@@ -65,7 +66,7 @@ def finetune(model_path: str, records: list[dict], cfg: DictConfig, out_dir: Pat
     torch.manual_seed(int(cfg.seed))
     tok = load_tokenizer(model_path)
     model = load_model(model_path, dtype=cfg.dtype, device=cfg.device)
-    model = attach_lora(model, cfg.lora)
+    model = attach_lora(model, cfg.lora, key=lora_name)
     if cfg.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()

@@ -32,6 +32,70 @@ def _num(value, key: str, lo: float, hi: float, fix: str) -> float:
     return float(value)
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def _opt_int(value, key: str, lo: int, fix: str) -> int | None:
+    return None if value is None else _int(value, key, lo, fix=fix)
+
+
+def _choice(value, key: str, choices, fix: str = "") -> str:
+    if value not in choices:
+        raise DiqError(f"{key}={value!r}; choose one of {', '.join(map(str, choices))}" + (f"\n  fix: {fix}" if fix else ""))
+    return value
+
+
+def check_dtype(value, key: str) -> None:
+    _choice(value, key, DTYPES, "float32 (CPU, exact), bfloat16 (GPU)")
+
+
+def check_device(value, key: str, auto: bool = False, used: bool = True) -> None:
+    """A device string torch accepts; when the stage will run, one this machine has."""
+    if not (isinstance(value, str) and (DEVICE.match(value) or (auto and value == "auto"))):
+        raise DiqError(f"{key}={value!r} is not a device\n  fix: " + ("auto, " if auto else "") + "cpu, cuda, cuda:N or mps")
+    if not used or value in ("auto", "cpu"):
+        return
+    import torch
+
+    if value.startswith("cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        idx = int(value.partition(":")[2] or 0)
+        if idx >= n:
+            have = f"{n} CUDA device(s)" if n else "no CUDA device (or a torch built without CUDA)"
+            raise DiqError(f"{key}={value} but this machine has {have}\n  fix: {key}=cpu"
+                           + (" (or train=cpu_demo for the CPU-sized fine-tuning)" if key.startswith("train.") else "")
+                           + ", or run on a GPU node (a Slurm sweep: hydra/launcher=diq_slurm)")
+    elif value == "mps" and not torch.backends.mps.is_available():
+        raise DiqError(f"{key}=mps but MPS is not available here\n  fix: {key}=cpu")
+
+
+def check_lora(block, key: str) -> None:
+    """A LoRA block (train.lora, scoring.less.lora): every value peft would reject, named before compute."""
+    _int(block.r, f"{key}.r", 1, fix="the adapter rank, e.g. 8")
+    _num(block.alpha, f"{key}.alpha", 1e-6, 1e6, "the LoRA scale numerator (scaling = alpha / r), e.g. 16")
+    d = block.get("dropout", 0.0)
+    if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d < 1:
+        raise DiqError(f"{key}.dropout={d!r} is outside [0, 1)\n  fix: e.g. 0.05 (0 = none)")
+    tm = block.target_modules
+    if isinstance(tm, str) or not len(tm) or not all(isinstance(t, str) and t for t in tm):
+        raise DiqError(f"{key}.target_modules={tm!r}: a non-empty list of module names\n"
+                       f"  fix: e.g. [q_proj, k_proj, v_proj] (Llama / Qwen attention projections)")
+    if len(set(tm)) != len(tm):
+        raise DiqError(f"{key}.target_modules={list(tm)} repeats a module\n  fix: name each module once")
+
+
+def check_warmup(block, key: str, checkpoints: bool = False) -> None:
+    _num(block.fraction, f"{key}.fraction", 1e-9, 1.0, "the share of the pool the warm-up trains on, in (0, 1], "
+                                                       "e.g. 0.05")
+    _int(block.epochs, f"{key}.epochs", 1, fix="warm-up epochs (one checkpoint per epoch), e.g. 1")
+    _num(block.lr, f"{key}.lr", 1e-12, 1.0, "a learning rate such as 2e-5")
+    _int(block.max_length, f"{key}.max_length", 1, fix="tokens per sample, e.g. 8192")
+    if checkpoints:
+        _choice(block.checkpoints, f"{key}.checkpoints", ("last", "all"),
+                "last (θ̂ = the warm-up's final adapter) or all (every epoch's, weighted by its lr)")
+
+
 def check_secret_names(cfg: DictConfig) -> None:
     """A key pasted where the *name* of an environment variable belongs is refused (and never written anywhere)."""
     for where, node in (("judge", cfg.get("judge")),):
@@ -70,6 +134,67 @@ def check_components(cfg: DictConfig) -> None:
                            f"\n  fix: choose a difficulty source with its config group: scoring/difficulty={d.source}")
 
 
+def check_stages(cfg: DictConfig) -> None:
+    """Scoring, training, DPO and evaluation settings: ranges, dtypes, devices (present on this machine when the
+    stage will run), LoRA and warm-up blocks. Each is checked whether or not its stage runs (a sweep would reach it)
+    except device presence, which only matters where the work happens."""
+    from .pipeline import STAGES
+    from .selection import build
+
+    stop = STAGES.index(cfg.stop_after) if cfg.stop_after in STAGES else len(STAGES) - 1
+    needs = set(build(cfg.selection).needs)
+    trains = cfg.selection.name != "none" and stop >= STAGES.index("train")
+    sc = cfg.scoring
+    inf, less = sc.influence, sc.less
+    for key, block in (("scoring.influence", inf), ("scoring.less", less)):
+        _int(block.max_length, f"{key}.max_length", 1, fix="tokens per sample, e.g. 8192")
+        _opt_int(block.get("max_response_tokens"), f"{key}.max_response_tokens", 1,
+                 fix="null (every response token) or the first N, e.g. 256")
+    _int(inf.get("shards", 1), "scoring.influence.shards", 1, fix="1, or N to split the pool pass into N shards")
+    _opt_int(inf.get("shard_index"), "scoring.influence.shard_index", 0, fix="a shard number 0 … shards-1, or null")
+    if inf.get("shard_index") is not None and inf.shard_index >= inf.get("shards", 1):
+        raise DiqError(f"scoring.influence.shard_index={inf.shard_index} with shards={inf.shards}\n"
+                       f"  fix: use 0 … {inf.shards - 1}")
+    _choice(inf.normalize, "scoring.influence.normalize", ("none", "cosine"),
+            "none (the paper's raw Dot) or cosine")
+    if inf.warmup.enabled:
+        check_warmup(inf.warmup, "scoring.influence.warmup", checkpoints=True)
+    check_warmup(less.warmup, "scoring.less.warmup")
+    check_lora(less.lora, "scoring.less.lora")
+    for key in ("proxies", "similarity"):
+        _int(sc[key].max_length, f"scoring.{key}.max_length", 1, fix="tokens per sample, e.g. 8192")
+        _int(sc[key].batch_tokens, f"scoring.{key}.batch_tokens", 1, fix="padded tokens per batch, e.g. 4096")
+    uses = {"influence": bool(needs & {"influence", "difficulty"}), "less": "less" in needs,
+            "proxies": bool(needs & {"difficulty", "ifd"}), "similarity": "similarity" in needs}
+    for key, used in uses.items():
+        check_dtype(sc[key].dtype, f"scoring.{key}.dtype")
+        check_device(sc[key].device, f"scoring.{key}.device", auto=True, used=used)
+
+    tr = cfg.train
+    check_lora(tr.lora, "train.lora")
+    _int(tr.epochs, "train.epochs", 1, fix="train.epochs ≥ 1; to evaluate the untuned model use selection=none")
+    _num(tr.lr, "train.lr", 1e-12, 1.0, "a learning rate such as 1e-4")
+    _int(tr.max_length, "train.max_length", 1, fix="tokens per sample (prompt + response), e.g. 8192")
+    _int(tr.effective_batch, "train.effective_batch", 1, fix="samples per optimizer step, e.g. 16")
+    _int(tr.micro_batch, "train.micro_batch", 1, fix="samples per forward pass, e.g. 2")
+    _int(tr.num_processes, "train.num_processes", 1, fix="1, or N processes (torchrun) on one node")
+    _num(tr.warmup_ratio, "train.warmup_ratio", 0.0, 1.0, "the share of steps spent warming up the lr, e.g. 0.03")
+    _num(tr.weight_decay, "train.weight_decay", 0.0, 10.0, "e.g. 0.0")
+    _num(tr.max_grad_norm, "train.max_grad_norm", 1e-12, 1e12, "the gradient clipping norm, e.g. 1.0")
+    from transformers import SchedulerType
+
+    _choice(tr.scheduler, "train.scheduler", [s.value for s in SchedulerType if s.value != "reduce_lr_on_plateau"],
+            "cosine (the paper's) or linear")
+    check_dtype(tr.dtype, "train.dtype")
+    warms = "less" in needs or (uses["influence"] and bool(inf.warmup.enabled))  # warm-ups train on train.device
+    check_device(tr.device, "train.device", used=trains or warms)
+
+    ev = cfg.eval
+    check_dtype(ev.get("dtype", "float32"), "eval.dtype")
+    check_device(ev.device, "eval.device", used=stop == STAGES.index("eval"))
+    _opt_int(ev.get("max_gen_toks"), "eval.max_gen_toks", 1, fix="tokens a CoT answer may generate, e.g. 512")
+
+
 def validate(cfg: DictConfig) -> None:
     check_secret_names(cfg)
     _int(cfg.seed, "seed", 0, fix="seed=0 (a non-negative integer)")
@@ -90,9 +215,13 @@ def validate(cfg: DictConfig) -> None:
         if bad or not len(sel.quadrants):
             raise DiqError(f"selection.quadrants={list(sel.quadrants)}: unknown {bad or 'empty list'}\n"
                            f"  fix: a non-empty ordered list of {', '.join(QUADRANTS)}")
+        if len(set(sel.quadrants)) != len(sel.quadrants):
+            raise DiqError(f"selection.quadrants={list(sel.quadrants)} repeats a quadrant\n"
+                           f"  fix: each of {', '.join(QUADRANTS)} at most once, in the order to fill the budget")
     if sel.get("quadrant") is not None and sel.name == "quadrant" and sel.quadrant not in QUADRANTS:
         raise DiqError(f"selection.quadrant={sel.quadrant!r}; choose one of {', '.join(QUADRANTS)}")
     check_components(cfg)
+    check_stages(cfg)
     v = cfg.scoring.validation
     _int(v.per_task, "scoring.validation.per_task", 1, fix="items per target benchmark, e.g. 20")
     for key in ("influence", "less"):
@@ -122,13 +251,15 @@ def validate(cfg: DictConfig) -> None:
         for key in ("per_device_batch", "grad_accum"):
             _int(d[key], f"dpo.{key}", 1, fix="a positive integer")
         _int(d.max_length, "dpo.max_length", 16, fix="tokens per prompt + response, e.g. 1024")
+        _num(d.get("warmup_ratio", 0.0), "dpo.warmup_ratio", 0.0, 1.0, "the share of steps warming up the lr, e.g. 0")
+        if d.adapter == "stack":
+            check_lora(d.lora, "dpo.lora")
+        check_dtype(d.dtype, "dpo.dtype")
+        check_device(d.device, "dpo.device", used=cfg.stop_after in ("dpo", "eval"))
         p = cfg.preference
         _int(p.get("holdout") or 0, "preference.holdout", 0, fix="held-out pairs for the margin, e.g. 50")
         if p.get("limit") is not None:
             _int(p.limit, "preference.limit", 1, fix="at most N training pairs, or null for all")
-    tr = cfg.train
-    _int(tr.epochs, "train.epochs", 1, fix="train.epochs ≥ 1; to evaluate the untuned model use selection=none")
-    _num(tr.lr, "train.lr", 1e-12, 1.0, "a learning rate such as 1e-4")
     lim = cfg.pool.get("limit")
     if lim is not None:
         _int(lim, "pool.limit", 1, fix="the first N records, or null for all")

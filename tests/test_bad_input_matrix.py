@@ -163,10 +163,34 @@ CONFIGS = [  # (overrides, expected message naming the key)
      r"'pubmedqa_pqal_cot' is listed twice"),
     (["eval.tasks=[{name: pubmedqa_pqal_cot, category: X}]"], r"category='X'; choose S, C or null"),
     (["eval=local_file"], r"local.path is not set[\s\S]*eval.tasks.0.local.path="),
-    (["eval=medical_bundle"], r"eval=medical_bundle needs the bundle file[\s\S]*eval.path="),
-    (["eval=medical_bundle", "hub_fixtures=/nonexistent/fixtures"], r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a "
+    (["eval=medical_bundle", "eval.device=cpu"], r"eval=medical_bundle needs the bundle file[\s\S]*eval.path="),
+    (["eval=medical_bundle", "eval.device=cpu", "hub_fixtures=/nonexistent/fixtures"], r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a "
                                                                      r"directory"),
     (["selection=diq", "selection.quadrants=[]"], r"selection.quadrants=\[\]: unknown empty list"),
+    (["selection=diq", "selection.quadrants=[Q1,Q1]"], r"selection.quadrants=\['Q1', 'Q1'\] repeats a quadrant"),
+    # stage settings (diq/validate.py check_stages): each was a traceback or a silently wrong run, after scoring
+    (["train.lora.r=0"], r"train.lora.r=0 is out of range"),
+    (["scoring.less.lora.alpha=0"], r"scoring.less.lora.alpha=0 is outside"),
+    (["scoring.less.lora.dropout=1.5"], r"scoring.less.lora.dropout=1.5 is outside \[0, 1\)"),
+    (["train.lora.target_modules=[]"], r"train.lora.target_modules=\[\]: a non-empty list"),
+    (["train.lora.target_modules=[nope]"], r"train.lora.target_modules: \['nope'\] match no module of [\s\S]*q_proj"),
+    (["selection=less", "scoring.less.lora.target_modules=[q_proj,qproj]"],
+     r"scoring.less.lora.target_modules: \['qproj'\] match no module"),
+    (["train.dtype=bf16"], r"train.dtype='bf16'; choose one of float32, bfloat16, float16"),
+    (["scoring.influence.device=tpu"], r"scoring.influence.device='tpu' is not a device"),
+    (["train.device=cuda:63"], r"train.device=cuda:63 but this machine has[\s\S]*fix: train.device=cpu"),
+    (["eval.device=cuda:63"], r"eval.device=cuda:63 but this machine has"),
+    (["train.scheduler=cosin"], r"train.scheduler='cosin'; choose one of linear, cosine"),
+    (["train.micro_batch=0"], r"train.micro_batch=0 is out of range"),
+    (["train.warmup_ratio=2"], r"train.warmup_ratio=2.0 is outside \[0, 1\]"),
+    (["scoring.influence.shards=0"], r"scoring.influence.shards=0 is out of range"),
+    (["scoring.influence.normalize=l2"], r"scoring.influence.normalize='l2'; choose one of none, cosine"),
+    (["scoring.influence.max_response_tokens=0"], r"scoring.influence.max_response_tokens=0 is out of range"),
+    (["scoring.influence.warmup.enabled=true", "scoring.influence.warmup.checkpoints=some"],
+     r"scoring.influence.warmup.checkpoints='some'; choose one of last, all"),
+    (["selection=less", "scoring.less.warmup.epochs=0"], r"scoring.less.warmup.epochs=0 is out of range"),
+    (["selection=less", "scoring.less.warmup.fraction=2"], r"scoring.less.warmup.fraction=2.0 is outside"),
+    (["eval.max_gen_toks=0"], r"eval.max_gen_toks=0 is out of range"),
     # components named by _target_ (diq/components.py, diq/selection.py, diq/validate.py)
     (["scoring.influence._target_=nope.fn"], r"scoring.influence._target_=nope.fn: cannot be imported"),
     (["selection=diq", "+selection.tau=50"], r"selection 'diq' \(diq.selection.Quadrants\)[\s\S]*spelling"),
@@ -209,7 +233,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 67
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 88
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools

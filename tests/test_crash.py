@@ -186,6 +186,34 @@ def test_train_lr_does_not_change_the_influence_key_without_warmup(tmp_path):
     assert keys[0] == keys[1] and keys[0]["influence"]["warmup"] == {"enabled": False}
 
 
+def test_warmup_train_settings_are_in_the_warmup_score_keys(tmp_path):
+    """A warm-up trains with the run's effective batch, scheduler, clipping and dtype: scores from it must not be
+    reused when those change (they were, silently, before these keys existed); device changes rounding only."""
+    from omegaconf import open_dict
+
+    from conftest import compose
+    from diq.scoring.context import ScoreContext
+    from diq.scoring.influence import influence_key
+    from diq.scoring.less import less_key
+
+    def keys(*extra):
+        cfg = compose(["model=tiny", "logger=disabled", "scoring.influence.warmup.enabled=true",
+                       f"cache_dir={tmp_path}", *extra])
+        with open_dict(cfg):
+            cfg.output_dir = str(tmp_path)
+        ctx = ScoreContext([{"id": "a", "question": "q", "reasoning": "", "response": "r"}], "m", cfg, tmp_path)
+        ctx._val = ([], {"hash": "v", "n": 0, "tasks": {}})
+        return influence_key(ctx), less_key(ctx)
+
+    base = keys()
+    assert base[1]["warmup_train"]["effective_batch"] == 8 and base[0]["influence"]["warmup"]["train"]["dtype"] == "float32"
+    for change in ("train.effective_batch=16", "train.scheduler=linear", "train.max_grad_norm=0.5",
+                   "train.dtype=bfloat16", "train.warmup_ratio=0.1", "train.micro_batch=2", "train.weight_decay=0.1"):
+        other = keys(change)
+        assert other[0] != base[0] and other[1] != base[1], change
+    assert keys("train.gradient_checkpointing=true", "train.num_processes=2") == base
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
 def test_sigint_and_sigterm_leave_a_failed_record_without_traceback(tmp_path, sig, code):
     env = {**os.environ, "DIQ_CACHE_DIR": str(ROOT / ".diq_cache"), "PYTHONUNBUFFERED": "1"}

@@ -69,6 +69,20 @@ def test_less_warmup_checkpoints_store_adam_state_by_module(run_cfg):
     assert np.isfinite(lrs).all()
 
 
+def test_less_warmup_is_retrained_when_the_train_settings_it_inherits_change(run_cfg, monkeypatch):
+    from diq.scoring import cache as scores
+
+    monkeypatch.setattr(scores, "SCORER_CALLS", scores.SCORER_CALLS.__class__())
+    a = run(run_cfg("selection=less", "stop_after=score", *SMALL_LESS, out="lessA"))  # may come from the cache
+    calls = dict(scores.SCORER_CALLS)
+    b = run(run_cfg("selection=less", "stop_after=score", *SMALL_LESS, "train.effective_batch=2", out="lessB"))
+    assert scores.SCORER_CALLS["warmup/less"] == calls.get("warmup/less", 0) + 1  # a new warm-up, new scores
+    assert scores.SCORER_CALLS["less"] == calls.get("less", 0) + 1
+    c = run(run_cfg("selection=less", "stop_after=score", *SMALL_LESS, "train.effective_batch=2", out="lessC"))
+    assert scores.SCORER_CALLS["less"] == calls.get("less", 0) + 1 and c["scores"]["less"]["reused"] is True
+    assert a["scores"]["less"]["cache"] != b["scores"]["less"]["cache"] == c["scores"]["less"]["cache"]
+
+
 # Pinned end-to-end values on the tiny model (torchtune-style recipe test): DIQ with the loss difficulty through
 # score → select → train → eval. Measured identical before and after the diq/scoring + _target_ refactor (commit
 # b295765 vs its successor, same overrides); a change in scoring, selection, training or evaluation shows up here.

@@ -80,7 +80,7 @@ class ScoreContext:
                 for r in records]
 
 
-def scoring_model(ctx: ScoreContext, lora_cfg, adapter_dir: str | None, icfg):
+def scoring_model(ctx: ScoreContext, lora_cfg, adapter_dir: str | None, icfg, lora_name: str = "train.lora"):
     """The model a gradient scorer differentiates: the base with a fresh LoRA, or with a warm-up checkpoint's
     adapter. Eval mode (no dropout); the LoRA weights still require grad."""
     from ..lora import attach_lora
@@ -92,6 +92,6 @@ def scoring_model(ctx: ScoreContext, lora_cfg, adapter_dir: str | None, icfg):
 
         model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=True)
     else:
-        model = attach_lora(model, lora_cfg, dropout=0.0)
+        model = attach_lora(model, lora_cfg, dropout=0.0, key=lora_name)
     model.eval()
     return model

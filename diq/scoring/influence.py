@@ -7,7 +7,7 @@ from ..errors import DiqError
 from ..gradients import resolve_batch_tokens
 from ..lora import lora_key
 from .context import ScoreContext, plain, scoring_model
-from .warmup import warmup_checkpoints
+from .warmup import inherited_train, warmup_checkpoints
 
 
 def influence_key(ctx: ScoreContext) -> dict:
@@ -16,6 +16,8 @@ def influence_key(ctx: ScoreContext) -> dict:
     icfg.pop("shard_index", None)  # sharding never changes the result (bitwise), so it is not in the key
     if not icfg["warmup"].get("enabled"):
         icfg["warmup"] = {"enabled": False}  # a disabled warm-up's lr/epochs change nothing: not in the key
+    else:
+        icfg["warmup"]["train"] = inherited_train(ctx.cfg.train)
     return {"lora": lora_key(ctx.cfg.train.lora), "val_hash": ctx.val[1]["hash"], "influence": icfg}
 
 

@@ -10,7 +10,13 @@ import torch
 
 from ..gradients import resolve_batch_tokens
 from .context import ScoreContext, plain, scoring_model
-from .warmup import warmup_checkpoints
+from .warmup import inherited_train, warmup_checkpoints
+
+
+def less_key(ctx: ScoreContext) -> dict:
+    """The LESS block, the validation set and the train settings its warm-up inherits."""
+    return {"val_hash": ctx.val[1]["hash"], "less": plain(ctx.cfg.scoring.less),
+            "warmup_train": inherited_train(ctx.cfg.train)}
 
 
 def score_less(ctx: ScoreContext) -> dict:
@@ -18,7 +24,7 @@ def score_less(ctx: ScoreContext) -> dict:
 
     lcfg = ctx.cfg.scoring.less
     val_recs, val_info = ctx.val
-    key = {"val_hash": val_info["hash"], "less": plain(lcfg)}
+    key = less_key(ctx)
 
     def compute():
         ckpts = warmup_checkpoints(ctx, lcfg.warmup, lcfg.lora, "less")
@@ -27,7 +33,7 @@ def score_less(ctx: ScoreContext) -> dict:
         tf, vf, w = [], [], []
         pk = {"projection": lcfg.get("projection", "sjlt"), "proj_nnz": int(lcfg.get("proj_nnz", 1))}
         for c in ckpts:
-            model = scoring_model(ctx, lcfg.lora, c["adapter"], lcfg)
+            model = scoring_model(ctx, lcfg.lora, c["adapter"], lcfg, lora_name="scoring.less.lora")
             adam = torch.load(Path(c["adapter"]).parent / "adam.pt", weights_only=True)
             bt = resolve_batch_tokens(lcfg.batch_tokens, next(model.parameters()).device)
             tf.append(less_features(model, pool_enc, ctx.tok.pad_token_id, bt, int(lcfg.proj_dim),

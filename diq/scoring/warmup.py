@@ -12,11 +12,21 @@ from ..artifacts import StageDir
 from . import cache
 from .context import ScoreContext, plain
 
+# The run's train settings a warm-up inherits (its epochs, lr, max length, seed and LoRA come from the warm-up block).
+# They change the warm-up adapters, so they are part of its key and of every score computed from them. Device and
+# gradient checkpointing change rounding only; num_processes does not apply (the warm-up runs in the scoring process).
+INHERITED = ("effective_batch", "micro_batch", "scheduler", "warmup_ratio", "weight_decay", "max_grad_norm", "dtype")
+
+
+def inherited_train(train_cfg) -> dict:
+    t = plain(train_cfg)
+    return {k: t.get(k) for k in INHERITED}
+
 
 def warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dict]:
     from ..train import finetune
 
-    key = {**ctx.base_key(), "warmup": plain(wcfg), "lora": plain(lora_cfg)}
+    key = {**ctx.base_key(), "warmup": plain(wcfg), "lora": plain(lora_cfg), "train": inherited_train(ctx.cfg.train)}
     stage = StageDir(ctx.cache, f"warmup/{tag}", key)
     with stage.lock():
         if not stage.done:
@@ -28,6 +38,7 @@ def warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dict
                                      "lr": float(wcfg.lr), "max_length": int(wcfg.max_length),
                                      "seed": int(wcfg.seed)})
             cache.SCORER_CALLS[f"warmup/{tag}"] += 1
-            info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True)
+            info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True,
+                            lora_name="train.lora" if tag == "diq" else f"scoring.{tag}.lora")
             stage.finish({"checkpoints": info["checkpoints"], "n_warmup": n})
     return stage.meta()["checkpoints"]

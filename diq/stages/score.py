@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..errors import DiqError
+from ..lora import check_targets
 from ..models import resolve_model
 
 
@@ -22,6 +23,9 @@ def score_stage(cfg: DictConfig, out_dir: Path, rec: dict, records: list[dict], 
     from ..scoring import compute_scores
 
     score_model = resolve_model(cfg.scoring.model) if cfg.scoring.get("model") else rec["model_path"]
+    check_targets(score_model, [(k, b) for k, b, need in (("train.lora", cfg.train.lora, "influence"),
+                                                          ("scoring.less.lora", cfg.scoring.less.lora, "less"))
+                                if need in needs or (need == "influence" and "difficulty" in needs)])
     scores, info = compute_scores(needs, records, score_model, cfg, out_dir, decontam=decontam)
     if "validation_decontamination" in info:
         rec.setdefault("decontamination", {})["validation"] = info.pop("validation_decontamination")
