@@ -193,7 +193,69 @@ def _against(args) -> int:
     return 0
 
 
+POSITIVE = {"n": 1, "max_len": 1, "val_per_task": 1, "proj_dim": 1, "less_r": 1, "less_ckpts": 1, "layers": 1,
+            "seq_len": 8, "r": 1, "k": 1, "batch": 1, "dense_modules": 1}
+
+
+def check_args(args) -> None:
+    """Every argument, before a model is loaded or a second is spent: a named error with the fix (exit 2)."""
+    import os
+
+    from .errors import DiqError
+    from .validate import DTYPES, check_device
+
+    for name, lo in POSITIVE.items():
+        v = getattr(args, name, None)
+        if v is not None and v < lo:
+            raise DiqError(f"--{name.replace('_', '-')}={v} is out of range: use a value ≥ {lo}")
+    for name in ("less_lr", "peak_tflops"):
+        v = getattr(args, name, None)
+        if v is not None and not v > 0:
+            raise DiqError(f"--{name.replace('_', '-')}={v}: must be > 0")
+    pf = getattr(args, "prompt_frac", None)
+    if pf is not None and not 0 <= pf < 1:
+        raise DiqError(f"--prompt-frac={pf}: must be in [0, 1)")
+    flag = "--models" if hasattr(args, "models") else "--model"
+    for m in getattr(args, "models", None) or [getattr(args, "model", None)]:
+        if not (CONF / "model" / f"{m}.yaml").exists() and not (args.what == "throughput" and str(m).endswith(".yaml")
+                                                                 and Path(m).exists()):
+            have = sorted(q.stem for q in (CONF / "model").glob("*.yaml"))
+            raise DiqError(f"{flag} {m}: no conf/model/{m}.yaml\n  fix: one of {', '.join(have)}")
+    if args.what == "throughput":
+        from .bench_scale import arch_cfg
+
+        arch_cfg(args.model)  # source: arch, or a named error
+    pool = getattr(args, "pool", None)
+    if pool is not None and not (CONF / "pool" / f"{pool}.yaml").exists():
+        have = sorted(q.stem for q in (CONF / "pool").glob("*.yaml"))
+        raise DiqError(f"--pool {pool}: no conf/pool/{pool}.yaml\n  fix: one of {', '.join(have)}")
+    bad = [m for m in getattr(args, "modes", None) or [] if m not in ALL_MODES]
+    if bad:
+        raise DiqError(f"--modes {' '.join(bad)}: unknown\n  fix: any of {', '.join(ALL_MODES)}")
+    bt = getattr(args, "batch_tokens", "auto")
+    if bt != "auto" and not (str(bt).isdigit() and int(bt) >= 1):
+        raise DiqError(f"--batch-tokens={bt}: use auto or a positive number of padded tokens, e.g. 16384")
+    if getattr(args, "dtype", None) is not None and args.dtype not in DTYPES:
+        raise DiqError(f"--dtype={args.dtype}: choose one of {', '.join(DTYPES)}")
+    if getattr(args, "device", None) is not None:
+        check_device(args.device, "--device")
+    parent = Path(args.out).resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise DiqError(f"--out {args.out}: {parent} is not a writable folder (checked before the bench runs, so no "
+                       f"measurement is lost)\n  fix: mkdir -p {parent}, or choose another --out")
+
+
 def main(argv=None) -> int:
+    from diq.errors import DiqError
+
+    try:
+        return _main(argv)
+    except DiqError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return e.exit_code
+
+
+def _main(argv=None) -> int:
     from diq.logs import cli_logging
 
     cli_logging()
@@ -229,6 +291,7 @@ def main(argv=None) -> int:
     add_parser(sub)
     add_projection_parser(sub)
     args = ap.parse_args(argv)
+    check_args(args)
     command = "python -m diq.bench " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.what == "throughput":
         return run_throughput(args, argv)

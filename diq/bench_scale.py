@@ -39,12 +39,18 @@ PEAK_BF16 = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12, "L40S": 362e12,
 NOTE = "random weights: throughput only; the scores of this model mean nothing"
 
 
+def arch_cfg(model: str):
+    """``--model``: a conf/model name or a .yaml path whose source is ``arch`` (random weights, throughput only)."""
+    mcfg = OmegaConf.load(model if model.endswith(".yaml") else CONF / "model" / f"{model}.yaml")
+    if mcfg.get("source") != "arch":
+        raise DiqError(f"--model {model}: source {mcfg.get('source')!r}; the throughput bench takes an "
+                       f"architecture config (source: arch), e.g. --model llama31_8b_arch")
+    return mcfg
+
+
 def build_arch(mcfg, layers: int | None, dtype: str, device: str):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if mcfg.get("source") != "arch":
-        raise DiqError(f"--model {mcfg.get('name')}: source {mcfg.get('source')!r}; the throughput bench takes an "
-                       f"architecture config (source: arch), e.g. --model llama31_8b_arch")
     kw = OmegaConf.to_container(mcfg.arch, resolve=True)
     if layers:
         kw["num_hidden_layers"] = int(layers)
@@ -167,7 +173,7 @@ def bench_throughput(args) -> dict:
     from .lora import attach_lora
 
     device, dtype = args.device, args.dtype
-    mcfg = OmegaConf.load(args.model if args.model.endswith(".yaml") else CONF / "model" / f"{args.model}.yaml")
+    mcfg = arch_cfg(args.model)
     bt = resolve_batch_tokens(args.batch_tokens, device)
     lcfg = OmegaConf.load(CONF / "train" / "lora_paper.yaml").lora
     lcfg.seed, lcfg.r, lcfg.alpha, lcfg.dropout = 0, args.r, 2 * args.r, 0.0
@@ -249,11 +255,7 @@ def add_parser(sub) -> None:
 
 
 def run_throughput(args, argv) -> int:
-    for name, v, lo in (("--n", args.n, 1), ("--seq-len", args.seq_len, 8), ("--r", args.r, 1)):
-        if v < lo:
-            raise DiqError(f"{name}={v}: must be ≥ {lo}")
-    if not 0 <= args.prompt_frac < 1:
-        raise DiqError(f"--prompt-frac={args.prompt_frac}: must be in [0, 1)")
+    """(Arguments checked by diq.bench.check_args.)"""
     args.argv = argv
     res = bench_throughput(args)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")

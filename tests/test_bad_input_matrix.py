@@ -233,7 +233,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 88
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 98
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools
@@ -246,6 +246,17 @@ CLI = [  # (module main, argv, expected message) — the other command-line tool
     ("diq.difficulty.__main__", ["judge", "--pool", "nosuchpool", "--out", "{out}"], r"no pool config"),
     ("diq.report", ["--experiment", "nothing_here", "--out", "{out}"], r"no record.json found for 'nothing_here'"),
     ("diq.practice.__main__", ["import", "--pack", "{out}", "{missing}"], r"KEY-do-not-send-to-raters.json: the pack's key is missing"),
+    ("diq.report", ["--render", "{missing}"], r"--render .*missing.jsonl: no such file"),
+    ("diq.report", ["--render", "{pool}"], r"not a diq.report table: it has no column 'budget'"),
+    ("diq.report", ["--records", "{out}", "--table", "../up"], r"table name '../up': letters, digits"),
+    ("diq.report", ["--check", "--out", "{out}"], r"--check: no results CSV in .*out"),
+    # the benches: every argument checked before a model loads (a bad --out used to lose the measurement at the end)
+    ("diq.bench", ["influence", "--model", "tiny", "--n", "-3"], r"--n=-3 is out of range"),
+    ("diq.bench", ["influence", "--model", "nope"], r"--model nope: no conf/model/nope.yaml[\s\S]*smollm2_135m"),
+    ("diq.bench", ["influence", "--model", "tiny", "--out", "{out}/sub/x.json"], r"is not a writable folder"),
+    ("diq.bench", ["influence", "--model", "tiny", "--modes", "fastest"], r"--modes fastest: unknown"),
+    ("diq.bench", ["influence", "--model", "tiny", "--device", "cuda:63"], r"--device=cuda:63 but this machine has"),
+    ("diq.bench", ["throughput", "--model", "tiny"], r"source 'tiny'; the throughput bench takes an architecture"),
 ]
 
 
@@ -258,7 +269,7 @@ def test_other_clis_name_the_problem(tmp_path, capsys, module, argv, msg):
     pool.write_text('{"question": "q?", "reasoning": "r", "response": "a"}\n')
     sub = {"{pool}": str(pool), "{x}": str(pool), "{missing}": str(tmp_path / "missing.jsonl"),
            "{out}": str(tmp_path / "out")}
-    args = [sub.get(a, a) for a in argv]
+    args = [sub.get(a, a).replace("{out}", sub["{out}"]) for a in argv]
     rc = importlib.import_module(module).main(args)
     assert rc == 2
     err = capsys.readouterr().err

@@ -45,7 +45,7 @@ def test_flop_formula_equals_pytorch_flop_counter():
     assert fc.get_total_flops() == mine + non_causal - layer0_input_grads
 
 
-def test_throughput_bench_on_cpu(tmp_path):
+def test_throughput_bench_on_cpu(tmp_path, capsys):
     from diq.bench import main
 
     arch = tmp_path / "small_arch.yaml"
@@ -60,8 +60,15 @@ def test_throughput_bench_on_cpu(tmp_path):
         row = res[part]
         assert 0 < row["mfu"] < 1 and row["flops_per_s"] == pytest.approx(res["flops_total"] / row["seconds"])
     assert res["engine_over_epoch_time"] == pytest.approx(res["engine"]["seconds"] / res["epoch"]["seconds"])
-    with pytest.raises(DiqError, match="prompt-frac"):
-        main(["throughput", "--model", str(arch), "--prompt-frac", "1.5", "--out", str(out)])
+    stamp = out.stat().st_mtime_ns
+    capsys.readouterr()
+    for bad, msg in ((["--prompt-frac", "1.5"], "--prompt-frac=1.5: must be in [0, 1)"),
+                     (["--layers", "0"], "--layers=0 is out of range"),
+                     (["--out", str(tmp_path / "no" / "such" / "t.json")], "is not a writable folder"),
+                     (["--model", "tiny"], "the throughput bench takes an architecture config")):
+        assert main(["throughput", "--model", str(arch), "--out", str(out), *bad]) == 2
+        assert msg in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == stamp  # refused before anything ran or was written
 
 
 def test_architecture_model_is_refused_by_the_pipeline_and_matches_llama31_8b():

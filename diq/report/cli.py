@@ -17,6 +17,7 @@ table), ``<table>.provenance.md`` (each row's run folders, command, commit, W&B 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -60,6 +61,23 @@ def log_to_wandb(rows: list[dict], table: str, group: str | None) -> str | None:
     return path
 
 
+def _not_a_table(p: Path) -> str | None:
+    """Why ``p`` is not a CSV this tool wrote (None if it is one)."""
+    if not p.is_file():
+        return "no such file"
+    try:
+        cols = set(_read_csv(p).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        return f"not a readable CSV ({type(e).__name__}: {str(e).strip()[:120]})"
+    try:
+        render(p)
+        if "dimension" not in cols:
+            render_provenance(p)
+    except KeyError as e:
+        return f"not a diq.report table: it has no column {e}"
+    return None
+
+
 def main(argv=None) -> int:
     from diq.logs import cli_logging
 
@@ -78,11 +96,20 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.render:
         p = Path(args.render)
+        problem = _not_a_table(p)
+        if problem:
+            print(f"error: --render {p}: {problem}\n  fix: pass a results/<table>.csv written by python -m diq.report "
+                  f"(it renders that CSV's .md and .provenance.md)", file=sys.stderr)
+            return 2
         p.with_suffix(".md").write_text(render(p))
         if "dimension" not in _read_csv(p).columns:
             p.with_name(f"{p.stem}.provenance.md").write_text(render_provenance(p))
         return 0
     if args.check:
+        if not any(out.glob("*.csv")):
+            print(f"error: --check: no results CSV in {out.resolve()}\n  fix: run it where results/ is (the repository "
+                  f"root) or pass --out <folder of the tables>", file=sys.stderr)
+            return 2
         bad = []
         for c in sorted(out.glob("*.csv")):
             if not c.with_suffix(".md").exists() or c.with_suffix(".md").read_text() != render(c):
@@ -99,6 +126,10 @@ def main(argv=None) -> int:
     table = args.table or args.experiment
     if not table:
         ap.error("give --experiment or --table with --records")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", table):
+        print(f"error: table name {table!r}: letters, digits, '_', '.', '-' only (it names files under --out)\n"
+              f"  fix: e.g. --table main_table_rerun", file=sys.stderr)
+        return 2
     paths = find_records(args.experiment, args.records)
     records, bad = load_records(paths)
     for b in bad:
