@@ -134,6 +134,42 @@ def check_components(cfg: DictConfig) -> None:
                            f"\n  fix: choose a difficulty source with its config group: scoring/difficulty={d.source}")
 
 
+def check_judge(cfg: DictConfig, judged: bool) -> None:
+    """The LLM judge block (conf/judge/): its backend names its ``_target_`` (the record reports the backend), and
+    the local judge's sizes, dtype and device; the device must exist when a judge-based difficulty will be scored."""
+    from .difficulty.judge import BACKENDS
+
+    j = cfg.get("judge")
+    if j is None:
+        return
+    backend, target = j.get("backend"), j.get("_target_")
+    if target in BACKENDS.values() and BACKENDS.get(str(backend)) != target:
+        raise DiqError(f"judge.backend={backend!r} but judge._target_={target} is the "
+                       f"{next(k for k, v in BACKENDS.items() if v == target)!r} backend (the record would name the "
+                       f"wrong one)\n  fix: choose the backend with its config group: judge=local or judge=openai")
+    if target == BACKENDS["local"]:
+        _int(j.get("batch_size", 4), "judge.batch_size", 1, fix="prompts per forward pass, e.g. 4")
+        _int(j.get("max_length", 2048), "judge.max_length", 64, fix="tokens of rubric + sample the judge reads "
+                                                                    "(longer prompts keep their end), e.g. 2048")
+        check_dtype(j.get("dtype", "float32"), "judge.dtype")
+        check_device(j.get("device", "cpu"), "judge.device", used=judged)
+    if target == BACKENDS["openai"]:
+        _num(j.get("timeout", 60), "judge.timeout", 1e-3, 86400.0, "seconds per request, e.g. 60")
+        _int(j.get("max_retries", 5), "judge.max_retries", 0, fix="retries per request, e.g. 5")
+        _num(j.get("backoff", 1.0), "judge.backoff", 0.0, 3600.0, "seconds of the first retry's wait, e.g. 1")
+
+
+def dpo_loss_types() -> list[str]:
+    """The loss types the installed TRL's DPOConfig documents (read from its field help, so a TRL upgrade that adds
+    one is accepted); empty if the help cannot be read."""
+    import dataclasses
+
+    from trl import DPOConfig
+
+    f = {x.name: x for x in dataclasses.fields(DPOConfig)}.get("loss_type")
+    return re.findall(r"`'(\w+)'`", (f.metadata or {}).get("help", "")) if f else []
+
+
 def check_stages(cfg: DictConfig) -> None:
     """Scoring, training, DPO and evaluation settings: ranges, dtypes, devices (present on this machine when the
     stage will run), LoRA and warm-up blocks. Each is checked whether or not its stage runs (a sweep would reach it)
@@ -189,7 +225,14 @@ def check_stages(cfg: DictConfig) -> None:
     warms = "less" in needs or (uses["influence"] and bool(inf.warmup.enabled))  # warm-ups train on train.device
     check_device(tr.device, "train.device", used=trains or warms)
 
+    check_judge(cfg, judged="difficulty" in needs
+                and str(sc.difficulty.get("source")) in ("judge", "judge_classifier"))
+    _int(sc.validation.seed, "scoring.validation.seed", 0, fix="a non-negative integer (the draw of validation items)")
+
     ev = cfg.eval
+    _int(ev.get("seed", 0), "eval.seed", 0, fix="a non-negative integer (the draw of eval.limit items)")
+    _int(ev.get("holdout", 0) or 0, "eval.holdout", 0, fix="items held out per source for validation, e.g. 20")
+    _int(ev.get("holdout_seed", 0), "eval.holdout_seed", 0, fix="a non-negative integer")
     check_dtype(ev.get("dtype", "float32"), "eval.dtype")
     check_device(ev.device, "eval.device", used=stop == STAGES.index("eval"))
     _opt_int(ev.get("max_gen_toks"), "eval.max_gen_toks", 1, fix="tokens a CoT answer may generate, e.g. 512")
@@ -255,6 +298,14 @@ def validate(cfg: DictConfig) -> None:
         if d.adapter == "stack":
             check_lora(d.lora, "dpo.lora")
         check_dtype(d.dtype, "dpo.dtype")
+        from transformers import SchedulerType
+
+        _choice(d.get("scheduler", "linear"), "dpo.scheduler",
+                [s.value for s in SchedulerType if s.value != "reduce_lr_on_plateau"], "linear (TRL's DPO example)")
+        known = dpo_loss_types()
+        if known:
+            _choice(d.get("loss_type", "sigmoid"), "dpo.loss_type", known, "sigmoid (DPO)")
+        _int(cfg.preference.get("seed", 0), "preference.seed", 0, fix="a non-negative integer (the held-out draw)")
         check_device(d.device, "dpo.device", used=cfg.stop_after in ("dpo", "eval"))
         p = cfg.preference
         _int(p.get("holdout") or 0, "preference.holdout", 0, fix="held-out pairs for the margin, e.g. 50")

@@ -191,6 +191,16 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["selection=less", "scoring.less.warmup.epochs=0"], r"scoring.less.warmup.epochs=0 is out of range"),
     (["selection=less", "scoring.less.warmup.fraction=2"], r"scoring.less.warmup.fraction=2.0 is outside"),
     (["eval.max_gen_toks=0"], r"eval.max_gen_toks=0 is out of range"),
+    (["eval.holdout=-2"], r"eval.holdout=-2 is out of range"),
+    (["eval.seed=abc"], r"eval.seed='abc' is not an integer"),
+    (["scoring.validation.seed=-1"], r"scoring.validation.seed=-1 is out of range"),
+    (["judge.batch_size=0"], r"judge.batch_size=0 is out of range"),
+    (["judge.max_length=0"], r"judge.max_length=0 is out of range: use a value ≥ 64"),  # 0 meant: no truncation
+    (["judge.backend=openai"], r"judge.backend='openai' but judge._target_=.*local_judge is the 'local' backend"),
+    (["selection=diq", "judge.device=cuda:63"], r"judge.device=cuda:63 but this machine has"),
+    (["judge=openai", "judge.timeout=0"], r"judge.timeout=0 is outside"),
+    (["dpo=trl", "dpo.loss_type=dpo"], r"dpo.loss_type='dpo'; choose one of sigmoid, hinge, ipo"),
+    (["dpo=trl", "dpo.scheduler=cosin"], r"dpo.scheduler='cosin'; choose one of linear, cosine"),
     # components named by _target_ (diq/components.py, diq/selection.py, diq/validate.py)
     (["scoring.influence._target_=nope.fn"], r"scoring.influence._target_=nope.fn: cannot be imported"),
     (["selection=diq", "+selection.tau=50"], r"selection 'diq' \(diq.selection.Quadrants\)[\s\S]*spelling"),
@@ -233,7 +243,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 98
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 108
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools
