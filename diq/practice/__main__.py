@@ -104,12 +104,52 @@ def cmd_generations(args) -> int:
     return 0
 
 
+def check_args(args) -> None:
+    """Counts, sizes and the device, before any record is read or a judge loads."""
+    from ..validate import check_device
+
+    lows = {"n": 1 if args.cmd in ("samples", "generations") else 0, "samples_n": 0, "max_new_tokens": 1,
+            "judge_max_length": 64, "max_retries": 0}
+    for name, lo in lows.items():
+        v = getattr(args, name, None)
+        if v is not None and v < lo:
+            raise DiqError(f"--{name.replace('_', '-')}={v} is out of range: use a value ≥ {lo}")
+    if getattr(args, "backoff", None) is not None and args.backoff < 0:
+        raise DiqError(f"--backoff={args.backoff}: use seconds ≥ 0")
+    if getattr(args, "device", None) is not None:
+        check_device(args.device, "--device")
+
+
+def read_items(path: str) -> list[dict]:
+    """An --items JSONL file (as ``samples``/``generations`` write them), each line an object; errors name the line."""
+    p = Path(path)
+    fix = "  fix: pass a .jsonl of items, e.g. sample_items.jsonl written by `python -m diq.practice samples`"
+    if not p.is_file():
+        raise DiqError(f"--items {p}: no such file\n{fix}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DiqError(f"--items {p}: not UTF-8 text (byte {e.start})\n{fix}") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            it = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DiqError(f"{p}:{n}: malformed JSON line ({e.msg})\n{fix}") from None
+        if not isinstance(it, dict):
+            raise DiqError(f"{p}:{n}: a {type(it).__name__}, not an item object\n{fix}")
+        out.append(it)
+    return out
+
+
 def cmd_export(args) -> int:
     from .review import export_pack
 
     items: list[dict] = []
     for f in args.items or []:
-        items += [json.loads(x) for x in Path(f).read_text(encoding="utf-8").splitlines() if x.strip()]
+        items += read_items(f)
     runs = [read_record(r) for r in args.runs or []]
     if runs:
         if args.samples_n:
@@ -193,6 +233,7 @@ def main(argv=None) -> int:
         args.overrides = [r for r in args.runs if "=" in r]
         args.runs = [r for r in args.runs if "=" not in r]
     try:
+        check_args(args)
         return {"samples": cmd_samples, "generations": cmd_generations, "export": cmd_export,
                 "import": cmd_import}[args.cmd](args)
     except DiqError as e:

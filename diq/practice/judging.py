@@ -39,6 +39,9 @@ def _judge_cfg(args) -> dict:
         flags = {"base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
                  "max_retries": args.max_retries, "backoff": args.backoff}
     jcfg.update({k: v for k, v in flags.items() if v is not None})
+    from ..validate import check_judge
+
+    check_judge(OmegaConf.create({"judge": jcfg}), judged=True)
     if jcfg["backend"] == "openai" and not (jcfg.get("base_url") and jcfg.get("model_name")):
         raise DiqError("the openai judge needs a base URL and a model name\n  fix: --base-url URL --model-name NAME, "
                        "or judge.base_url=URL judge.model_name=NAME")
