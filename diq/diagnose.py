@@ -219,6 +219,8 @@ def main(argv=None) -> int:
         budgets = [float(x) for x in args.budgets.split(",") if x.strip()]
         if args.seeds < 1 or args.draws < 1 or any(v < 1 for v in sizes) or not all(0 < b <= 1 for b in budgets):
             raise DiqError("--seeds and --draws must be ≥ 1, --val-sizes positive, --budgets in (0, 1]")
+        if args.proj_dim < 0:
+            raise DiqError(f"--proj-dim={args.proj_dim}: a projection size like 1024, or 0 to skip the comparison")
         for run in args.runs:
             res = diagnose(Path(run), args.seeds, args.draws, args.proj_dim or None, sizes, budgets)
             write_json(Path(run) / "diagnostics" / "diagnostics.json", res)

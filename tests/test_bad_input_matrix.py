@@ -243,7 +243,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 110
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 111
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools
@@ -258,6 +258,7 @@ CLI = [  # (module main, argv, expected message) — the other command-line tool
     ("diq.practice.__main__", ["import", "--pack", "{out}", "{missing}"], r"KEY-do-not-send-to-raters.json: the pack's key is missing"),
     ("diq.practice.__main__", ["samples", "{out}", "--n", "0"], r"--n=0 is out of range"),
     ("diq.practice.__main__", ["export", "--out", "{out}", "--items", "{missing}"], r"--items .*missing.jsonl: no such file"),
+    ("diq.diagnose", ["{out}", "--proj-dim", "-5"], r"--proj-dim=-5: a projection size"),
     ("diq.report", ["--render", "{missing}"], r"--render .*missing.jsonl: no such file"),
     ("diq.report", ["--render", "{pool}"], r"not a diq.report table: it has no column 'budget'"),
     ("diq.report", ["--records", "{out}", "--table", "../up"], r"table name '../up': letters, digits"),
