@@ -159,6 +159,17 @@ def check_judge(cfg: DictConfig, judged: bool) -> None:
         _num(j.get("backoff", 1.0), "judge.backoff", 0.0, 3600.0, "seconds of the first retry's wait, e.g. 1")
 
 
+def check_classifier(block, key: str) -> None:
+    """A difficulty-classifier recipe (scoring.difficulty.classifier / .judge_classifier)."""
+    ints = {"epochs": (1, "e.g. 3"), "batch_size": (1, "e.g. 8"), "max_length": (8, "tokens per sample, e.g. 512"),
+            "seed": (0, "a non-negative integer"), "label_n": (2, "pool samples the judge labels, e.g. 2000")}
+    for name, (lo, fix) in ints.items():
+        if block.get(name) is not None:
+            _int(block[name], f"{key}.{name}", lo, fix=fix)
+    if block.get("lr") is not None:
+        _num(block.lr, f"{key}.lr", 1e-12, 1.0, "a learning rate such as 5e-5")
+
+
 def dpo_loss_types() -> list[str]:
     """The loss types the installed TRL's DPOConfig documents (read from its field help, so a TRL upgrade that adds
     one is accepted); empty if the help cannot be read."""
@@ -227,6 +238,9 @@ def check_stages(cfg: DictConfig) -> None:
 
     check_judge(cfg, judged="difficulty" in needs
                 and str(sc.difficulty.get("source")) in ("judge", "judge_classifier"))
+    for name in ("classifier", "judge_classifier"):
+        if (sc.difficulty or {}).get(name) is not None:
+            check_classifier(sc.difficulty[name], f"scoring.difficulty.{name}")
     _int(sc.validation.seed, "scoring.validation.seed", 0, fix="a non-negative integer (the draw of validation items)")
 
     ev = cfg.eval

@@ -192,6 +192,8 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["selection=less", "scoring.less.warmup.fraction=2"], r"scoring.less.warmup.fraction=2.0 is outside"),
     (["eval.max_gen_toks=0"], r"eval.max_gen_toks=0 is out of range"),
     (["eval.holdout=-2"], r"eval.holdout=-2 is out of range"),
+    (["selection=diq", "scoring/difficulty=judge_classifier", "scoring.difficulty.judge_classifier.label_n=1"],
+     r"scoring.difficulty.judge_classifier.label_n=1 is out of range"),
     (["eval.seed=abc"], r"eval.seed='abc' is not an integer"),
     (["scoring.validation.seed=-1"], r"scoring.validation.seed=-1 is out of range"),
     (["judge.batch_size=0"], r"judge.batch_size=0 is out of range"),
@@ -243,7 +245,7 @@ def test_decontamination_that_empties_the_pool_is_named(run_cfg, tmp_path):
 
 def test_count_of_the_matrix():
     """The README's reliability section states this count."""
-    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 111
+    assert len(BENCH) + len(FILES) + len(POOLS) + len(CONFIGS) + len(CLI) + 2 == 114
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools
@@ -254,6 +256,10 @@ CLI = [  # (module main, argv, expected message) — the other command-line tool
     ("diq.difficulty.__main__", ["predict", "--pool-path", "{pool}", "--model", "{missing}", "--out", "{out}"],
      r"difficulty classifier not found"),
     ("diq.difficulty.__main__", ["judge", "--pool", "nosuchpool", "--out", "{out}"], r"no pool config"),
+    ("diq.difficulty.__main__", ["judge", "--pool-path", "{pool}", "--out", "{out}", "judge.batch_size=0"],
+     r"judge.batch_size=0 is out of range"),
+    ("diq.difficulty.__main__", ["train", "--pool-path", "{pool}", "--labels", "{x}", "--out", "{out}", "--epochs", "0"],
+     r"scoring.difficulty.classifier.epochs=0 is out of range"),
     ("diq.report", ["--experiment", "nothing_here", "--out", "{out}"], r"no record.json found for 'nothing_here'"),
     ("diq.practice.__main__", ["import", "--pack", "{out}", "{missing}"], r"KEY-do-not-send-to-raters.json: the pack's key is missing"),
     ("diq.practice.__main__", ["samples", "{out}", "--n", "0"], r"--n=0 is out of range"),

@@ -119,10 +119,14 @@ def main(argv=None) -> int:
         ap.error(f"unrecognized arguments: {' '.join(a for a in extra if a not in args.overrides)}")
     try:
         from ..pool import load_pool
+        from ..validate import check_classifier, check_judge
 
         cfg = compose(args)
-        records = load_pool(cfg.pool)
         clf = cfg.scoring.difficulty.classifier
+        check_classifier(clf, "scoring.difficulty.classifier")
+        if args.cmd == "judge":
+            check_judge(cfg, judged=True)
+        records = load_pool(cfg.pool)
         if args.cmd == "judge":
             from .judge import judge_records, make_judge
 
