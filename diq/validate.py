@@ -181,10 +181,11 @@ def dpo_loss_types() -> list[str]:
     return re.findall(r"`'(\w+)'`", (f.metadata or {}).get("help", "")) if f else []
 
 
-def check_stages(cfg: DictConfig) -> None:
+def check_stages(cfg: DictConfig, here: bool = True) -> None:
     """Scoring, training, DPO and evaluation settings: ranges, dtypes, devices (present on this machine when the
     stage will run), LoRA and warm-up blocks. Each is checked whether or not its stage runs (a sweep would reach it)
-    except device presence, which only matters where the work happens."""
+    except device presence, which only matters where the work happens (``here=False``: a sweep's submitting host,
+    which is not where its cells run)."""
     from .pipeline import STAGES
     from .selection import build
 
@@ -215,7 +216,7 @@ def check_stages(cfg: DictConfig) -> None:
             "proxies": bool(needs & {"difficulty", "ifd"}), "similarity": "similarity" in needs}
     for key, used in uses.items():
         check_dtype(sc[key].dtype, f"scoring.{key}.dtype")
-        check_device(sc[key].device, f"scoring.{key}.device", auto=True, used=used)
+        check_device(sc[key].device, f"scoring.{key}.device", auto=True, used=used and here)
 
     tr = cfg.train
     check_lora(tr.lora, "train.lora")
@@ -234,9 +235,9 @@ def check_stages(cfg: DictConfig) -> None:
             "cosine (the paper's) or linear")
     check_dtype(tr.dtype, "train.dtype")
     warms = "less" in needs or (uses["influence"] and bool(inf.warmup.enabled))  # warm-ups train on train.device
-    check_device(tr.device, "train.device", used=trains or warms)
+    check_device(tr.device, "train.device", used=(trains or warms) and here)
 
-    check_judge(cfg, judged="difficulty" in needs
+    check_judge(cfg, judged=here and "difficulty" in needs
                 and str(sc.difficulty.get("source")) in ("judge", "judge_classifier"))
     for name in ("classifier", "judge_classifier"):
         if (sc.difficulty or {}).get(name) is not None:
@@ -248,11 +249,13 @@ def check_stages(cfg: DictConfig) -> None:
     _int(ev.get("holdout", 0) or 0, "eval.holdout", 0, fix="items held out per source for validation, e.g. 20")
     _int(ev.get("holdout_seed", 0), "eval.holdout_seed", 0, fix="a non-negative integer")
     check_dtype(ev.get("dtype", "float32"), "eval.dtype")
-    check_device(ev.device, "eval.device", used=stop == STAGES.index("eval"))
+    check_device(ev.device, "eval.device", used=stop == STAGES.index("eval") and here)
     _opt_int(ev.get("max_gen_toks"), "eval.max_gen_toks", 1, fix="tokens a CoT answer may generate, e.g. 512")
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, here: bool = True) -> None:
+    """Everything checkable from the config alone. ``here=False`` skips only whether a device exists on this
+    machine (the Slurm launcher checks every cell this way before it submits anything)."""
     check_secret_names(cfg)
     _int(cfg.seed, "seed", 0, fix="seed=0 (a non-negative integer)")
     if cfg.decontaminate not in ("warn", "drop", "fail", "off"):
@@ -278,7 +281,7 @@ def validate(cfg: DictConfig) -> None:
     if sel.get("quadrant") is not None and sel.name == "quadrant" and sel.quadrant not in QUADRANTS:
         raise DiqError(f"selection.quadrant={sel.quadrant!r}; choose one of {', '.join(QUADRANTS)}")
     check_components(cfg)
-    check_stages(cfg)
+    check_stages(cfg, here)
     v = cfg.scoring.validation
     _int(v.per_task, "scoring.validation.per_task", 1, fix="items per target benchmark, e.g. 20")
     for key in ("influence", "less"):
@@ -320,7 +323,7 @@ def validate(cfg: DictConfig) -> None:
         if known:
             _choice(d.get("loss_type", "sigmoid"), "dpo.loss_type", known, "sigmoid (DPO)")
         _int(cfg.preference.get("seed", 0), "preference.seed", 0, fix="a non-negative integer (the held-out draw)")
-        check_device(d.device, "dpo.device", used=cfg.stop_after in ("dpo", "eval"))
+        check_device(d.device, "dpo.device", used=cfg.stop_after in ("dpo", "eval") and here)
         p = cfg.preference
         _int(p.get("holdout") or 0, "preference.holdout", 0, fix="held-out pairs for the margin, e.g. 50")
         if p.get("limit") is not None:

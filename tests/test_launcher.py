@@ -59,3 +59,26 @@ def test_wait_keeps_waiting_while_squeue_is_unavailable(tmp_path):
 
     lost = wait_for_tasks(jobs, poll_s=10, lost_after_s=5, clock=lambda: t[0], sleep=sleep, squeue=lambda a: None)
     assert lost == {} and t[0] == 100  # an unreachable slurmctld never turns a task into "lost"
+
+
+def test_every_cell_is_validated_before_anything_is_submitted():
+    import pytest
+
+    from conftest import compose
+    from diq.errors import DiqError
+    from hydra_plugins.diq_launcher.diq_slurm_launcher import check_cells
+
+    def load(o):
+        return compose(["model=tiny", "logger=disabled", *o])
+
+    cells = [["selection=diq", "selection.tau_d=50"], ["selection=diq", "selection.tau_d=150"],
+             ["selection=random", "train.lora.r=0"], ["selection=random", "train.device=cuda:63"]]
+    with pytest.raises(DiqError) as e:
+        check_cells(load, cells, initial_job_idx=4)
+    msg = str(e.value)
+    assert msg.startswith("2 of 4 sweep cells have an invalid config; nothing was submitted")
+    assert "#5 selection=diq selection.tau_d=150" in msg and "selection.tau_d=150 is outside [0, 100]" in msg
+    assert "#6 selection=random train.lora.r=0" in msg and "train.lora.r=0 is out of range" in msg
+    # a GPU the submitting host lacks is not an error there: cells run on the GPU nodes
+    assert "#4" not in msg and "#7" not in msg
+    check_cells(load, [cells[0], cells[3]])  # valid cells pass

@@ -104,3 +104,17 @@ def test_slurm_sweep_submitter_killed_then_restarted(cluster, tmp_path):
     p.kill()
     p.wait(30)
     _restart_recomputes_nothing(cluster, tmp_path, cache)
+
+
+def test_slurm_sweep_with_an_invalid_cell_submits_nothing(cluster, tmp_path):
+    """Each cell's config is validated on the submitting host first: a bad value costs no queue time."""
+    before = _sacct(cluster)
+    env = {**cluster.env, "DIQ_CACHE_DIR": str(ROOT / ".diq_cache")}
+    cmd = [sys.executable, "-m", "diq.run", "-m", "debug=tiny", "selection=diq", "selection.tau_d=50,150",
+           "hydra/launcher=diq_slurm", "hydra.launcher.partition=debug", f"cache_dir={tmp_path / 'cache'}",
+           f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "1 of 2 sweep cells have an invalid config; nothing was submitted" in r.stderr
+    assert "selection.tau_d=150 is outside [0, 100]" in r.stderr and "Traceback" not in r.stderr
+    assert _sacct(cluster) == before  # no job, no array

@@ -7,6 +7,8 @@ of a job array that is cancelled before it was split off (``scancel <array>_<i>`
 - polls ``sacct`` for all tasks every ``poll_s`` seconds (submitit backs off to 10 minutes between polls);
 - treats a task that is gone from ``squeue`` while ``sacct`` has no final state for it (none at all, or the stale
   PENDING of the array's meta record) for ``lost_after_s`` seconds as cancelled;
+- validates every cell's config before submitting anything (``check_cells``: a bad value fails the sweep at
+  once, naming each bad cell, instead of failing every array task after its wait in the queue);
 - waits for *every* task before failing, then raises one error that lists each failed task with its state and
   log file, so that finished cells are all saved before the sweep stops. Rerunning the same command resumes:
   diq's content-addressed cache skips every finished stage.
@@ -17,6 +19,7 @@ Everything else (parameters, array submission, ``%N`` throttling) is submitit_sl
 
 import logging
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -87,6 +90,24 @@ def wait_for_tasks(jobs: list, poll_s: float, lost_after_s: float, clock=time.mo
     return lost
 
 
+def check_cells(load_cell, job_overrides: Sequence[Sequence[str]], initial_job_idx: int = 0) -> None:
+    """Validate every cell's composed config (diq.validate, all but device presence: the submitting host is not
+    where cells run) before anything is submitted. A bad value then costs no queue time and no partial array: one
+    error lists each bad cell with its overrides. ``load_cell(overrides)`` composes a cell's config."""
+    from diq.errors import DiqError
+    from diq.validate import validate
+
+    bad = []
+    for i, overrides in enumerate(job_overrides):
+        try:
+            validate(load_cell(list(overrides)), here=False)
+        except DiqError as e:
+            bad.append(f"  #{initial_job_idx + i} {' '.join(overrides)}\n      {str(e).replace(chr(10), chr(10) + '      ')}")
+    if bad:
+        raise DiqError(f"{len(bad)} of {len(job_overrides)} sweep cells have an invalid config; nothing was "
+                       f"submitted:\n" + "\n".join(bad))
+
+
 class DiqSlurmLauncher(SlurmLauncher):
     def __init__(self, poll_s: float = 15.0, lost_after_s: float = 60.0, **params: Any) -> None:
         super().__init__(**params)
@@ -120,5 +141,13 @@ class DiqSlurmLauncher(SlurmLauncher):
                                    "cell and stage is reused from the cache (nothing finished is recomputed)")
             return jobs
 
+        from diq.errors import DiqError
+
+        try:
+            check_cells(lambda o: self.hydra_context.config_loader.load_sweep_config(self.config, o), job_overrides,
+                        initial_job_idx)
+        except DiqError as e:  # like diq.run's own config errors: the message, no traceback, exit 2
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(e.exit_code) from None
         with mock.patch.object(submitit.AutoExecutor, "map_array", map_array):
             return super().launch(job_overrides, initial_job_idx)
