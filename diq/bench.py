@@ -202,12 +202,9 @@ def check_args(args) -> None:
     import os
 
     from .errors import DiqError
-    from .validate import DTYPES, check_device
+    from .validate import DTYPES, check_device, check_minimums
 
-    for name, lo in POSITIVE.items():
-        v = getattr(args, name, None)
-        if v is not None and v < lo:
-            raise DiqError(f"--{name.replace('_', '-')}={v} is out of range: use a value ≥ {lo}")
+    check_minimums(args, POSITIVE)
     for name in ("less_lr", "peak_tflops"):
         v = getattr(args, name, None)
         if v is not None and not v > 0:

@@ -46,6 +46,21 @@ def _choice(value, key: str, choices, fix: str = "") -> str:
     return value
 
 
+def check_scheduler(value, key: str, fix: str) -> None:
+    """A transformers learning-rate schedule name (reduce_lr_on_plateau needs a metric no trainer here reports)."""
+    from transformers import SchedulerType
+
+    _choice(value, key, [s.value for s in SchedulerType if s.value != "reduce_lr_on_plateau"], fix)
+
+
+def check_minimums(args, lows: dict[str, int]) -> None:
+    """A command line's counts: ``--<name>`` ≥ its minimum, for the arguments the subcommand has."""
+    for name, lo in lows.items():
+        v = getattr(args, name, None)
+        if v is not None and v < lo:
+            raise DiqError(f"--{name.replace('_', '-')}={v} is out of range: use a value ≥ {lo}")
+
+
 def check_dtype(value, key: str) -> None:
     _choice(value, key, DTYPES, "float32 (CPU, exact), bfloat16 (GPU)")
 
@@ -189,15 +204,27 @@ def check_stages(cfg: DictConfig, here: bool = True) -> None:
     from .pipeline import STAGES
     from .selection import build
 
-    stop = STAGES.index(cfg.stop_after) if cfg.stop_after in STAGES else len(STAGES) - 1
+    stop = STAGES.index(_choice(cfg.stop_after, "stop_after", STAGES))
     needs = set(build(cfg.selection).needs)
     trains = cfg.selection.name != "none" and stop >= STAGES.index("train")
     sc = cfg.scoring
     inf, less = sc.influence, sc.less
+    _opt_int(inf.get("proj_dim"), "scoring.influence.proj_dim", 1,
+             fix="null for the exact Dot, or a projection size like 4096")
+    _int(less.proj_dim, "scoring.less.proj_dim", 1, fix="a projection size like 8192")
     for key, block in (("scoring.influence", inf), ("scoring.less", less)):
         _int(block.max_length, f"{key}.max_length", 1, fix="tokens per sample, e.g. 8192")
         _opt_int(block.get("max_response_tokens"), f"{key}.max_response_tokens", 1,
                  fix="null (every response token) or the first N, e.g. 256")
+        if block.get("batch_tokens") != "auto":
+            _int(block.get("batch_tokens"), f"{key}.batch_tokens", 1, fix="auto, or padded tokens per batch, e.g. 4096")
+        kind = block.get("projection", "sjlt")
+        if kind not in KINDS:
+            raise DiqError(f"{key}.projection={kind!r}\n  fix: one of {', '.join(KINDS)}")
+        nnz, k = block.get("proj_nnz", 1), block.get("proj_dim")
+        _int(nnz, f"{key}.proj_nnz", 1, fix="nonzeros per coordinate of the sparse JL, e.g. 1 or 4")
+        if kind == "sjlt" and k is not None and int(k) % int(nnz):
+            raise DiqError(f"{key}.proj_nnz={nnz} does not divide proj_dim={k}\n  fix: a divisor, e.g. 1")
     _int(inf.get("shards", 1), "scoring.influence.shards", 1, fix="1, or N to split the pool pass into N shards")
     _opt_int(inf.get("shard_index"), "scoring.influence.shard_index", 0, fix="a shard number 0 … shards-1, or null")
     if inf.get("shard_index") is not None and inf.shard_index >= inf.get("shards", 1):
@@ -229,10 +256,7 @@ def check_stages(cfg: DictConfig, here: bool = True) -> None:
     _num(tr.warmup_ratio, "train.warmup_ratio", 0.0, 1.0, "the share of steps spent warming up the lr, e.g. 0.03")
     _num(tr.weight_decay, "train.weight_decay", 0.0, 10.0, "e.g. 0.0")
     _num(tr.max_grad_norm, "train.max_grad_norm", 1e-12, 1e12, "the gradient clipping norm, e.g. 1.0")
-    from transformers import SchedulerType
-
-    _choice(tr.scheduler, "train.scheduler", [s.value for s in SchedulerType if s.value != "reduce_lr_on_plateau"],
-            "cosine (the paper's) or linear")
+    check_scheduler(tr.scheduler, "train.scheduler", "cosine (the paper's) or linear")
     check_dtype(tr.dtype, "train.dtype")
     warms = "less" in needs or (uses["influence"] and bool(inf.warmup.enabled))  # warm-ups train on train.device
     check_device(tr.device, "train.device", used=(trains or warms) and here)
@@ -281,26 +305,8 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
     if sel.get("quadrant") is not None and sel.name == "quadrant" and sel.quadrant not in QUADRANTS:
         raise DiqError(f"selection.quadrant={sel.quadrant!r}; choose one of {', '.join(QUADRANTS)}")
     check_components(cfg)
+    _int(cfg.scoring.validation.per_task, "scoring.validation.per_task", 1, fix="items per target benchmark, e.g. 20")
     check_stages(cfg, here)
-    v = cfg.scoring.validation
-    _int(v.per_task, "scoring.validation.per_task", 1, fix="items per target benchmark, e.g. 20")
-    for key in ("influence", "less"):
-        bt = cfg.scoring[key].get("batch_tokens")
-        if bt != "auto":
-            _int(bt, f"scoring.{key}.batch_tokens", 1, fix="auto, or padded tokens per batch, e.g. 4096")
-    pd = cfg.scoring.influence.get("proj_dim")
-    if pd is not None:
-        _int(pd, "scoring.influence.proj_dim", 1, fix="null for the exact Dot, or a projection size like 4096")
-    _int(cfg.scoring.less.proj_dim, "scoring.less.proj_dim", 1, fix="a projection size like 8192")
-    for key in ("influence", "less"):
-        b = cfg.scoring[key]
-        kind = b.get("projection", "sjlt")
-        if kind not in KINDS:
-            raise DiqError(f"scoring.{key}.projection={kind!r}\n  fix: one of {', '.join(KINDS)}")
-        nnz, k = b.get("proj_nnz", 1), b.get("proj_dim")
-        _int(nnz, f"scoring.{key}.proj_nnz", 1, fix="nonzeros per coordinate of the sparse JL, e.g. 1 or 4")
-        if kind == "sjlt" and k is not None and int(k) % int(nnz):
-            raise DiqError(f"scoring.{key}.proj_nnz={nnz} does not divide proj_dim={k}\n  fix: a divisor, e.g. 1")
     d = cfg.get("dpo") or {}
     if d.get("enabled"):
         if d.adapter not in ("continue", "stack"):
@@ -315,10 +321,7 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
         if d.adapter == "stack":
             check_lora(d.lora, "dpo.lora")
         check_dtype(d.dtype, "dpo.dtype")
-        from transformers import SchedulerType
-
-        _choice(d.get("scheduler", "linear"), "dpo.scheduler",
-                [s.value for s in SchedulerType if s.value != "reduce_lr_on_plateau"], "linear (TRL's DPO example)")
+        check_scheduler(d.get("scheduler", "linear"), "dpo.scheduler", "linear (TRL's DPO example)")
         known = dpo_loss_types()
         if known:
             _choice(d.get("loss_type", "sigmoid"), "dpo.loss_type", known, "sigmoid (DPO)")

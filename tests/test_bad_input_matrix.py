@@ -164,8 +164,8 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["eval.tasks=[{name: pubmedqa_pqal_cot, category: X}]"], r"category='X'; choose S, C or null"),
     (["eval=local_file"], r"local.path is not set[\s\S]*eval.tasks.0.local.path="),
     (["eval=medical_bundle", "eval.device=cpu"], r"eval=medical_bundle needs the bundle file[\s\S]*eval.path="),
-    (["eval=medical_bundle", "eval.device=cpu", "hub_fixtures=/nonexistent/fixtures"], r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a "
-                                                                     r"directory"),
+    (["eval=medical_bundle", "eval.device=cpu", "hub_fixtures=/nonexistent/fixtures"],
+     r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a directory"),
     (["selection=diq", "selection.quadrants=[]"], r"selection.quadrants=\[\]: unknown empty list"),
     (["selection=diq", "selection.quadrants=[Q1,Q1]"], r"selection.quadrants=\['Q1', 'Q1'\] repeats a quadrant"),
     # stage settings (diq/validate.py check_stages): each was a traceback or a silently wrong run, after scoring

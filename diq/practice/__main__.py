@@ -106,14 +106,10 @@ def cmd_generations(args) -> int:
 
 def check_args(args) -> None:
     """Counts, sizes and the device, before any record is read or a judge loads."""
-    from ..validate import check_device
+    from ..validate import check_device, check_minimums
 
-    lows = {"n": 1 if args.cmd in ("samples", "generations") else 0, "samples_n": 0, "max_new_tokens": 1,
-            "judge_max_length": 64, "max_retries": 0}
-    for name, lo in lows.items():
-        v = getattr(args, name, None)
-        if v is not None and v < lo:
-            raise DiqError(f"--{name.replace('_', '-')}={v} is out of range: use a value ≥ {lo}")
+    check_minimums(args, {"n": 1 if args.cmd in ("samples", "generations") else 0, "samples_n": 0,
+                          "max_new_tokens": 1, "judge_max_length": 64, "max_retries": 0})
     if getattr(args, "backoff", None) is not None and args.backoff < 0:
         raise DiqError(f"--backoff={args.backoff}: use seconds ≥ 0")
     if getattr(args, "device", None) is not None:

@@ -61,21 +61,19 @@ def log_to_wandb(rows: list[dict], table: str, group: str | None) -> str | None:
     return path
 
 
-def _not_a_table(p: Path) -> str | None:
-    """Why ``p`` is not a CSV this tool wrote (None if it is one)."""
+def _rendered(p: Path) -> tuple[str, str | None]:
+    """The markdown and provenance (None for a practice table) of a CSV this tool wrote; ValueError saying why
+    ``p`` is not one."""
     if not p.is_file():
-        return "no such file"
+        raise ValueError("no such file")
     try:
         cols = set(_read_csv(p).columns)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        return f"not a readable CSV ({type(e).__name__}: {str(e).strip()[:120]})"
+        raise ValueError(f"not a readable CSV ({type(e).__name__}: {str(e).strip()[:120]})") from None
     try:
-        render(p)
-        if "dimension" not in cols:
-            render_provenance(p)
+        return render(p), (None if "dimension" in cols else render_provenance(p))
     except KeyError as e:
-        return f"not a diq.report table: it has no column {e}"
-    return None
+        raise ValueError(f"not a diq.report table: it has no column {e}") from None
 
 
 def main(argv=None) -> int:
@@ -96,14 +94,15 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.render:
         p = Path(args.render)
-        problem = _not_a_table(p)
-        if problem:
-            print(f"error: --render {p}: {problem}\n  fix: pass a results/<table>.csv written by python -m diq.report "
+        try:
+            md, prov = _rendered(p)
+        except ValueError as e:
+            print(f"error: --render {p}: {e}\n  fix: pass a results/<table>.csv written by python -m diq.report "
                   f"(it renders that CSV's .md and .provenance.md)", file=sys.stderr)
             return 2
-        p.with_suffix(".md").write_text(render(p))
-        if "dimension" not in _read_csv(p).columns:
-            p.with_name(f"{p.stem}.provenance.md").write_text(render_provenance(p))
+        p.with_suffix(".md").write_text(md)
+        if prov is not None:
+            p.with_name(f"{p.stem}.provenance.md").write_text(prov)
         return 0
     if args.check:
         if not any(out.glob("*.csv")):
