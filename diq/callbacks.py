@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 
 class ReportOnMultirunEnd(Callback):
-    def __init__(self, out: str = "results") -> None:
-        self.out = out
+    def __init__(self, out: str = "results", reference: str = "random") -> None:
+        self.out, self.reference = out, reference
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from . import report
@@ -36,7 +36,8 @@ class ReportOnMultirunEnd(Callback):
             try:
                 # every sweep of this experiment under the same parent folder (multirun/<id>/ by default): a restarted
                 # sweep's table counts each cell once (diq.report keeps the newest record per configuration and seed)
-                report.main(["--table", exp, "--records", str(sweep_dir.parent), "--out", self.out])
+                report.main(["--table", exp, "--records", str(sweep_dir.parent), "--out", self.out,
+                             "--reference", self.reference])
             except SystemExit:
                 pass
             except Exception as e:  # noqa: BLE001 - the table is a convenience; the records are the truth

@@ -1,8 +1,12 @@
 """Decontamination: training and validation samples against the questions of every evaluation benchmark.
 
-Two checks, per sample: an exact match of the normalised question (lower case, punctuation and whitespace
-collapsed), and word n-gram overlap (default n = 13, the GPT-3 / lm-eval convention) between the sample's
-whole text (question, reasoning, response) and the benchmark's questions (with context).
+Three checks, per sample, on text folded with Unicode NFKC and case-folded ("ﬁxation" = "fixation"): an exact
+match of the normalised question (punctuation and whitespace collapsed); word n-gram overlap (default n = 13, the
+GPT-3 / lm-eval convention) between the sample's whole text (question, reasoning, response) and the benchmark's
+questions (with context); and, for benchmark questions shorter than n words (most MedMCQA questions), containment of
+the whole normalised question in the sample's text, when it has at least ``SHORT_MIN_WORDS`` words and
+``SHORT_MIN_CHARS`` characters. Scaffolding is not content: n-grams shared by at least half of a benchmark's items (an
+instruction sentence every PubMedQA item carries) and short questions that recur across its items are left out.
 ``decontaminate: warn | drop | fail``. ``drop`` removes contaminated pool samples before selection (so the
 budget is still met from clean data) and contaminated validation items before scoring.
 """
@@ -11,28 +15,38 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 
 from .errors import DiqError
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"\w+")
+# a short question counts when it has at least this many words and characters (normalised, spaces included):
+# "treatment of pemphigus" does, "drug of choice" does not. [choice] measured: no flag on the bundled pool.
+SHORT_MIN_WORDS = 3
+SHORT_MIN_CHARS = 18
 
 log = logging.getLogger(__name__)
 
 
+def words(text: str) -> list[str]:
+    """Word tokens after NFKC folding and case folding (ligatures, full-width forms and case unified)."""
+    return [w for w in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()) if w != "_"]
+
+
 def normalize(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower()))
+    return " ".join(words(text))
 
 
 def ngrams(text: str, n: int) -> set[int]:
-    w = _WORD.findall(text.lower())
+    w = words(text)
     return {hash(" ".join(w[i: i + n])) for i in range(len(w) - n + 1)}
 
 
 def _strip_template(docs: list[dict], n: int) -> set[int]:
-    """n-grams shared by at least half of a task's prompts are scaffolding (instructions, option letters, chat
+    """n-grams shared by at least half of a task's items are scaffolding (instructions, option letters, chat
     markup), not content: they are left out of the index."""
     if len(docs) < 4:
         return set()
@@ -87,15 +101,20 @@ class Report:
     n_checked: int = 0
     exact: list[dict] = field(default_factory=list)
     ngram: list[dict] = field(default_factory=list)
+    short: list[dict] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[dict]:
+        return self.exact + self.ngram + self.short
 
     @property
     def ids(self) -> set[str]:
-        return {x["id"] for x in self.exact} | {x["id"] for x in self.ngram}
+        return {x["id"] for x in self.flagged}
 
     def summary(self, limit: int = 5) -> dict:
         return {"n_checked": self.n_checked, "n_exact": len(self.exact), "n_ngram": len(self.ngram),
-                "n_contaminated": len(self.ids), "flagged": self.exact + self.ngram,
-                "examples": (self.exact + self.ngram)[:limit]}
+                "n_short": len(self.short), "n_contaminated": len(self.ids), "flagged": self.flagged,
+                "examples": self.flagged[:limit]}
 
 
 def check(samples: list[dict], docs: dict[str, list[dict]], n: int = 13) -> Report:
@@ -107,16 +126,25 @@ def check(samples: list[dict], docs: dict[str, list[dict]], n: int = 13) -> Repo
                        f"short n-grams flag ordinary phrases")
     exact_index: dict[str, tuple[str, str]] = {}
     gram_index: dict[int, tuple[str, str]] = {}
+    short_index: dict[tuple[str, ...], tuple[str, str]] = {}
     docs = {t: [{**d, "content": d.get("content") or f"{d.get('context', '')} {d['question']}"} for d in ds]
             for t, ds in docs.items()}
     for task, ds in docs.items():
-        scaffold = _strip_template(ds, n) if any(d.get("templated") for d in ds) else set()
+        scaffold = _strip_template(ds, n)
+        short: dict[tuple[str, ...], list[str]] = {}
         for d in ds:
             if not d.get("templated") or d["question"] != d["content"]:
                 exact_index.setdefault(normalize(d["question"]), (task, d["id"]))
+                q = tuple(words(d["question"]))
+                if SHORT_MIN_WORDS <= len(q) < n and len(" ".join(q)) >= SHORT_MIN_CHARS:
+                    short.setdefault(q, []).append(d["id"])
             for g in ngrams(d["content"], n):
                 if g not in scaffold:
                     gram_index.setdefault(g, (task, d["id"]))
+        for q, ids in short.items():
+            if len(ids) == 1 or len(ds) < 4:  # a short question repeated across a benchmark's items is scaffolding
+                short_index.setdefault(q, (task, ids[0]))
+    lengths = sorted({len(q) for q in short_index})
     rep = Report(n_checked=len(samples))
     for s in samples:
         key = normalize(s.get("raw_question") or s["question"])
@@ -130,6 +158,13 @@ def check(samples: list[dict], docs: dict[str, list[dict]], n: int = 13) -> Repo
         if hits:
             task, did = gram_index[hits[0]]
             rep.ngram.append({"id": s["id"], "task": task, "doc": did, "kind": f"{n}-gram", "n_overlap": len(hits)})
+            continue
+        if lengths:
+            w = words(text)
+            hit = next((short_index[tuple(w[i: i + k])] for k in lengths for i in range(len(w) - k + 1)
+                        if tuple(w[i: i + k]) in short_index), None)
+            if hit:
+                rep.short.append({"id": s["id"], "task": hit[0], "doc": hit[1], "kind": "short question contained"})
     return rep
 
 
@@ -139,15 +174,15 @@ def apply(mode: str, what: str, samples: list[dict], rep: Report) -> list[dict]:
     if not rep.ids or mode in ("warn", "off"):
         if rep.ids:
             log.warning(f"{len(rep.ids)} {what} sample(s) overlap evaluation benchmarks "
-                        f"(decontaminate=warn), e.g. {(rep.exact + rep.ngram)[:3]}")
+                        f"(decontaminate=warn), e.g. {rep.flagged[:3]}")
         return samples
     if mode == "fail":
         raise DiqError(f"{len(rep.ids)} {what} sample(s) overlap evaluation benchmarks, e.g. "
-                       f"{(rep.exact + rep.ngram)[:3]}\n  fix: set decontaminate=drop to remove them, or clean the data")
+                       f"{rep.flagged[:3]}\n  fix: set decontaminate=drop to remove them, or clean the data")
     kept = [s for s in samples if s["id"] not in rep.ids]
     if not kept:
         raise DiqError(f"decontaminate=drop removed all {len(samples)} {what} sample(s): every one overlaps an "
-                       f"evaluation benchmark, e.g. {(rep.exact + rep.ngram)[:3]}\n  fix: use data that is not "
+                       f"evaluation benchmark, e.g. {rep.flagged[:3]}\n  fix: use data that is not "
                        f"copied from the benchmarks, or check the n-gram size (decontam_ngram)")
     log.info(f"decontaminate=drop: removed {len(samples) - len(kept)} {what} sample(s)")
     return kept

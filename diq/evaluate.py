@@ -51,29 +51,54 @@ def average_counts(per_task: dict[str, dict], specs: list[dict]) -> dict[str, in
     return {"AvgS": n["S"], "AvgC": n["C"], "AvgA": n["S"] + n["C"]}
 
 
-def _item_outcome(x: dict, otype: str, matcher: str) -> dict:
-    """Prediction, gold label and the answer-matching rule of one logged lm-eval sample."""
-    from .tasks import mcq
+def generation_items(logged: list[dict], otype: str) -> list[dict]:
+    """What an answer matcher needs of each logged lm-eval sample, kept with the generations so that matching is a
+    separate step: ``kind`` ``mcq_gen`` (a generative task over diq's MCQ docs: reply, letters, options), ``mc``
+    (log-likelihood multiple choice: the option log-likelihoods) or ``gen`` (another generative task: its own
+    filtered answer)."""
+    out = []
+    for x in logged:
+        doc = x.get("doc") or {}
+        it = {"doc_id": x["doc_id"], "id": doc.get("id"), "target": x["target"], "resps": x["resps"],
+              "filtered": x["filtered_resps"]}
+        letters = doc.get("letters")
+        if otype == "multiple_choice":
+            lls = [r[0] if isinstance(r, (list, tuple)) else r for r in (x.get("filtered_resps") or x.get("resps") or [])]
+            it.update(kind="mc", letters=letters,
+                      lls=[float(v[0]) if isinstance(v, (list, tuple)) else float(v) for v in lls])
+        elif letters and doc.get("options") is not None:
+            resp = (x.get("resps") or [[""]])[0]
+            it.update(kind="mcq_gen", letters=letters, options=doc["options"], options_raw=doc.get("options_raw"),
+                      resp=resp[0] if isinstance(resp, list) else resp, gold=str(x.get("target")))
+        else:
+            filtered = x.get("filtered_resps")
+            it.update(kind="gen", answer=filtered[0] if isinstance(filtered, list) and filtered else filtered)
+        out.append(it)
+    return out
 
-    doc = x.get("doc") or {}
-    letters = doc.get("letters")
-    if otype == "multiple_choice":
-        lls = [r[0] if isinstance(r, (list, tuple)) else r for r in (x.get("filtered_resps") or x.get("resps") or [])]
-        lls = [float(v[0]) if isinstance(v, (list, tuple)) else float(v) for v in lls]
+
+def per_item_correct(items: list[dict], outcomes: list[dict]) -> dict:
+    """Each scored item's correctness, compact enough for the record (paired statistics in ``diq.report`` read it):
+    ``doc_ids`` (lm-eval's document index) and ``correct``, a string of 0/1 in the same order. For ``huatuo`` the
+    item's correctness under the match (first or last) its task's score took."""
+    order = sorted(range(len(items)), key=lambda i: items[i]["doc_id"])
+    hit = []
+    for o in outcomes:
+        pred = o["first"] if o.get("taken") == "first" else o["pred"]
+        hit.append("1" if str(pred).lower() == str(o["gold"]).lower() else "0")
+    return {"doc_ids": [int(items[i]["doc_id"]) for i in order], "correct": "".join(hit[i] for i in order)}
+
+
+def _outcome(it: dict) -> dict:
+    """Prediction, gold label and rule of an ``mc`` or ``gen`` item (no answer matcher involved)."""
+    if it["kind"] == "mc":
+        lls, letters, tgt = it["lls"], it.get("letters"), it["target"]
         pred = max(range(len(lls)), key=lambda i: lls[i]) if lls else None
-        tgt = x.get("target")
         lab = (lambda i: letters[i] if letters and i is not None and 0 <= i < len(letters) else str(i))  # noqa: E731
-        gold = lab(tgt) if isinstance(tgt, int) else str(tgt)
-        return {"pred": lab(pred), "gold": gold, "rule": "loglikelihood"}
-    resp = (x.get("resps") or [[""]])[0]
-    resp = resp[0] if isinstance(resp, list) else resp
-    filtered = x.get("filtered_resps")
-    filtered = filtered[0] if isinstance(filtered, list) and filtered else filtered
-    if letters and doc.get("options") is not None:
-        pred, rule = mcq.MATCHERS[matcher](resp, letters, doc["options"])
-    else:
-        pred, rule = str(filtered), ("regex" if filtered not in (None, "", "[invalid]") else "none")
-    return {"pred": pred, "gold": str(x.get("target")), "rule": rule}
+        return {"pred": lab(pred), "gold": lab(tgt) if isinstance(tgt, int) else str(tgt), "rule": "loglikelihood"}
+    ans = it.get("answer")
+    return {"pred": str(ans), "gold": str(it["target"]),
+            "rule": "regex" if ans not in (None, "", "[invalid]") else "none"}
 
 
 def wilson(p: float, n: int, z: float = 1.96) -> list[float] | None:
@@ -112,8 +137,10 @@ def _lm_eval_files(res: dict, out: Path) -> None:
         log.warning("could not write lm-eval's results files under %s: %s: %s", out, type(e).__name__, e)
 
 
-def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples_dir: Path | None = None) -> dict:
-    """Evaluate base model (+ LoRA adapter) on the configured tasks. Returns per-task metrics and averages."""
+def generate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples_dir: Path | None = None) -> dict:
+    """Run lm-eval on the configured tasks (base model + LoRA adapter) and keep, per task, lm-eval's metrics and
+    what an answer matcher needs of every item (``generation_items``). Independent of ``eval.matcher``: ``match``
+    scores the result, so a change of matcher reuses the generations. ``samples_dir`` gets lm-eval's own files."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import get_task_dict
@@ -124,7 +151,6 @@ def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples
     lm = HFLM(pretrained=model_path, peft=adapter_path, device=cfg.device, batch_size=int(cfg.batch_size),
               dtype=cfg.get("dtype", "float32"), trust_remote_code=bool(cfg.get("trust_remote_code", False)),
               max_length=cfg.get("max_length"))
-    matcher = cfg.get("matcher", "diq")
     per_task: dict[str, dict] = {}
     groups: dict[bool, list[dict]] = {}
     for s in specs:
@@ -167,29 +193,58 @@ def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples
             fname = key.split(",", 1)[1] if "," in key else "none"
             # lm-eval logs one sample per doc *and filter*: keep the filter the metric is read under
             logged = [x for x in res.get("samples", {}).get(name) or [] if x.get("filter", fname) == fname]
-            outcomes = [_item_outcome(x, otype, matcher) for x in logged]
-            stats = outcome_stats(outcomes)
-            if stats["letter_bias_warning"]:
-                top = max((k for k in stats["pred_letters"] if k != "[invalid]"), key=stats["pred_letters"].get)
-                log.warning("eval task %s: %.0f%% of predictions are %r (majority-letter baseline %.2f)", name,
-                            100 * stats["top_pred_share"], top, stats["majority_letter_baseline"] or 0)
-            n_eff = int(res["n-samples"][name]["effective"])
             per_task[name] = {
-                "value": float(r[key]), "metric": key, "ci95": wilson(float(r[key]), n_eff), "category": s.get("category"), "output_type": otype,
+                "value": float(r[key]), "metric": key, "category": s.get("category"), "output_type": otype,
                 "n": int(res["n-samples"][name]["effective"]), "n_available": len(tasks[name].eval_docs),
                 "source": (s.get("bundle") or {}).get("source") or (s.get("local") or {}).get("path") or name,
                 "all": {k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and "stderr" not in k},
-                **stats,
+                "items": generation_items(logged, otype),
             }
-            if samples_dir is not None and logged:
-                from .artifacts import write_json
+    return {"tasks": per_task, "specs": [{"name": s["name"], "category": s.get("category")} for s in specs],
+            "batch_size": int(cfg.batch_size), "limit": cfg.get("limit"),
+            "limit_mode": "seeded random sample per task" if cfg.get("limit") else None,
+            "prompt": cfg.get("prompt", "diq"), "sampling": cfg.get("sampling", "greedy"),
+            "max_gen_toks": cfg.get("max_gen_toks"), "seconds": time.time() - t0}
 
-                write_json(samples_dir / f"{name}.json", [
-                    {"doc_id": x["doc_id"], "id": (x.get("doc") or {}).get("id"), "target": x["target"],
-                     "resps": x["resps"], "filtered": x["filtered_resps"], **o}
-                    for x, o in zip(logged, outcomes)])
-    return {"tasks": per_task, "averages": aggregate(per_task, specs),
-            "averages_n": average_counts(per_task, specs), "batch_size": int(cfg.batch_size),
-            "limit": cfg.get("limit"), "limit_mode": "seeded random sample per task" if cfg.get("limit") else None,
-            "prompt": cfg.get("prompt", "diq"), "matcher": matcher, "max_gen_toks": cfg.get("max_gen_toks"),
-            "seconds": time.time() - t0}
+
+def match(gen: dict, matcher: str = "diq", samples_dir: Path | None = None) -> dict:
+    """Score stored generations with an answer matcher (``eval.matcher``): seconds, no model. Generative MCQ tasks
+    get their value from the matcher (``diq.tasks.answers.score_items``: for ``huatuo``, HuatuoGPT-o1's max of
+    first- and last-match accuracy, both kept), with diq's strict score beside it; log-likelihood and other lm-eval
+    tasks keep lm-eval's metric. ``samples_dir`` gets one per-item file per task (reply, prediction, rule)."""
+    from .tasks.answers import score_items
+
+    t0 = time.time()
+    per_task: dict[str, dict] = {}
+    for name, t in gen["tasks"].items():
+        items = t["items"]
+        task = {k: v for k, v in t.items() if k != "items"}
+        mcq_items = [it for it in items if it["kind"] == "mcq_gen"]
+        if mcq_items and len(mcq_items) == len(items):
+            summary, outs = score_items(mcq_items, matcher)
+            task.update(value=summary["value"], strict=summary["strict"], n_empty=summary["n_empty"],
+                        matched_by=matcher, **({"huatuo": summary["huatuo"]} if "huatuo" in summary else {}))
+        else:
+            outs = [_outcome(it) for it in items]
+        stats = outcome_stats(outs)
+        if stats["letter_bias_warning"]:
+            top = max((k for k in stats["pred_letters"] if k != "[invalid]"), key=stats["pred_letters"].get)
+            log.warning("eval task %s: %.0f%% of predictions are %r (majority-letter baseline %.2f)", name,
+                        100 * stats["top_pred_share"], top, stats["majority_letter_baseline"] or 0)
+        per_task[name] = {**task, "ci95": wilson(float(task["value"]), int(task["n"])), **stats,
+                          "per_item_correct": per_item_correct(items, outs)}
+        if samples_dir is not None and items:
+            from .artifacts import write_json
+
+            keep = ("doc_id", "id", "target", "resps", "filtered")
+            write_json(samples_dir / f"{name}.json", [{**{k: it[k] for k in keep}, **o} for it, o in zip(items, outs)])
+    specs = gen["specs"]
+    return {"tasks": per_task, "averages": aggregate(per_task, specs), "averages_n": average_counts(per_task, specs),
+            **{k: gen[k] for k in ("batch_size", "limit", "limit_mode", "prompt", "sampling", "max_gen_toks")},
+            "matcher": matcher, "seconds": gen["seconds"], "seconds_match": time.time() - t0}
+
+
+def evaluate(model_path: str, adapter_path: str | None, cfg: DictConfig, samples_dir: Path | None = None) -> dict:
+    """Generate and match in one call: per-task metrics, averages and the per-item files under ``samples_dir``."""
+    gen = generate(model_path, adapter_path, cfg, samples_dir)
+    return match(gen, cfg.get("matcher", "diq"), samples_dir)

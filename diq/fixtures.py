@@ -19,8 +19,12 @@ Schemas (field names, splits and answer encodings as on the Hub):
 - ``cais/mmlu`` ``<subject>`` test/validation/dev: question, subject, choices (4), answer (int)
 - ``trl-lib/ultrafeedback_binarized`` train/test: chosen, rejected (conversations: lists of {content, role}, the
   user turn first), score_chosen, score_rejected (floats)
-- HuatuoGPT-o1's evaluation bundle (one JSON object keyed by source; items question, options {A: ..}, answer_idx,
-  answer): ``bundle/eval_data.json``
+- the evaluation bundle (one JSON object keyed by source; items question, options {A: ..}, answer_idx, answer):
+  m1's ten sources in ``bundle/eval_data.json``; HuatuoGPT-o1's own file (``evaluation/data/eval_data.json``) in
+  ``bundle/huatuo_o1_eval_data.json``, with that file's shape and quirks: its five sources with uneven counts,
+  MMLU-Pro items with 7 to 10 options (A-J) including options that differ only in letter case (genotypes) and
+  near-duplicate options, MedMCQA questions of 3 to 8 words (shorter than a 13-gram), a PubMedQA instruction
+  sentence every item repeats, and extra item fields
 """
 
 from __future__ import annotations
@@ -190,6 +194,54 @@ def bundle(n: int) -> dict:
     return out
 
 
+# HuatuoGPT-o1's file: its five sources and uneven counts (the real file: MedMCQA 4,183, MedQA 1,273, PubMedQA 1,000,
+# MMLU-Pro 1,535, GPQA 390 items), scaled down
+HUATUO_O1_COUNTS = {"MedMCQA_validation": 48, "MedQA_USLME_test": 30, "PubMedQA_test": 24,
+                    "MMLU-Pro_Medical_test": 36, "GPQA_Medical_test": 26}
+# short MedMCQA-style questions (3-8 words); each carries a token of its own so that items stay distinct
+SHORT = ["Antidote for {u} poisoning", "Drug of choice for {u} infestation?", "Nerve supplying the {u} muscle",
+         "Most common site of {u} tumour?", "Vaccine strain {u} is", "Inheritance pattern of {u} syndrome?",
+         "Treatment of {u} dermatitis", "Enzyme deficient in {u} disease is"]
+PUBMEDQA_INSTRUCTION = ("Read the abstract of the study below and answer the research question with yes, no or maybe, "
+                        "as the authors concluded.")
+GENOTYPES = ["bb bb", "Bb Bb", "BB Bb", "bB bb", "BB BB", "Bb bb", "bb Bb", "BB bb", "bB Bb", "bB BB"]
+
+
+def huatuo_o1_bundle() -> dict:
+    """HuatuoGPT-o1's evaluation file in shape (see the module docstring); items written for this project."""
+    out = {}
+    for src, n in HUATUO_O1_COUNTS.items():
+        items = []
+        for i in range(n):
+            u = _uid(f"huatuo:{src}", i, 0)
+            extra = {}
+            if src == "MedMCQA_validation":
+                q = SHORT[i % len(SHORT)].format(u=f"x{u}")
+                _, o, a = _item(i, 4, f"huatuo:{src}")
+            elif src == "PubMedQA_test":
+                q = (f"{PUBMEDQA_INSTRUCTION}\nContext: In fixture cohort {u}, {12 + i} patients received protocol "
+                     f"{_uid(src, i, 1)}.\nQuestion: Does protocol {_uid(src, i, 1)} shorten the stay?")
+                o, a = ["yes", "no", "maybe"], i % 3
+            elif src == "MMLU-Pro_Medical_test" and i == 0:  # the real file's genetics item: case-only options
+                q = (f"Case {u}. Two heterozygous parents (Bb) have a child. Which genotype pair lists the parents' "
+                     f"genotypes as written in the pedigree key?")
+                o, a = GENOTYPES, 1
+            elif src == "MMLU-Pro_Medical_test":
+                k = 7 + i % 4  # 7 to 10 options, A-J
+                q, o, a = _item(i, k, f"huatuo:{src}")
+                if i % 5 == 1:  # near-duplicate options, as MMLU-Pro's generated distractors have
+                    o = list(o)
+                    j = (a + 1) % k
+                    o[j] = o[a] + "s" if not o[a].endswith("s") else o[a][:-1]
+                extra = {"meta_info": "health"}
+            else:
+                q, o, a = _item(i, 4, f"huatuo:{src}")
+            items.append({"question": q, "options": {LETTERS[j]: t for j, t in enumerate(o)}, "answer_idx": LETTERS[a],
+                          "answer": o[a], **extra})
+        out[src] = items
+    return out
+
+
 def ultrafeedback(split: str, n: int) -> list[dict]:
     rows = []
     for i in range(n):
@@ -229,6 +281,9 @@ def write_all(out: Path, n: int = 60) -> list[Path]:
     b.parent.mkdir(parents=True, exist_ok=True)
     b.write_text(json.dumps(bundle(n), ensure_ascii=False, indent=1, sort_keys=False) + "\n", encoding="utf-8")
     written.append(b)
+    h = out / "bundle" / "huatuo_o1_eval_data.json"
+    h.write_text(json.dumps(huatuo_o1_bundle(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    written.append(h)
     return written
 
 

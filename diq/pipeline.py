@@ -76,6 +76,10 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker, rec: dict) -> dict:
     k = len(records) if full else 0 if base_only else budget_k(cfg.budget.fraction, len(records))
     if base_only or full:
         rec["budget_fraction"] = 0.0 if base_only else 1.0
+    if getattr(strat, "uses_origins", False):  # the oracle: the planted pool's known answer
+        strat.origins = origins
+        k = strat.k(records)
+        rec["budget_fraction"] = k / len(records)
     rec["model_path"] = resolve_model(cfg.model)
     if cfg.stop_after in STAGES[STAGES.index("train"):]:  # the adapters this run will train
         check_targets(rec["model_path"], [("train.lora", cfg.train.lora)] * (not base_only) + (

@@ -103,6 +103,27 @@ class BaseModel(Strategy):
         return Selection([], {"note": "the base model: nothing selected, nothing trained"})
 
 
+class Oracle(Strategy):
+    """The known answer of a planted pool (``pool=knowledge``, ``pool=planted``): exactly its in-domain samples,
+    read from the origins hidden from every other strategy. The budget does not apply: k = their count."""
+
+    uses_origins = True
+
+    def __init__(self, name, needs=()):
+        super().__init__(name, needs)
+        self.origins: dict[str, str] | None = None
+
+    def k(self, records: list[dict]) -> int:
+        if self.origins is None:
+            raise DiqError("selection=oracle reads a planted pool's hidden origins, and this pool has none\n"
+                           "  fix: use it with pool=knowledge (experiment=sensitivity) or pool=planted")
+        return sum(self.origins.get(r["id"]) == "in_domain" for r in records)
+
+    def select(self, records, scores, k):
+        ids = [r["id"] for r in records if (self.origins or {}).get(r["id"]) == "in_domain"]
+        return Selection(ids[:k], {"oracle": "in_domain samples of the planted pool"})
+
+
 class Random(Strategy):
     def __init__(self, name, needs=(), seed: int = 0):
         super().__init__(name, needs)

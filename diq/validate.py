@@ -292,6 +292,9 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
         if isinstance(f, bool) or not isinstance(f, (int, float)):
             raise DiqError(f"budget.fraction={f!r} is not a number\n  fix: use a fraction in (0, 1], e.g. budget=p1 "
                            f"(0.01) or budget.fraction=0.05")
+    if sel.get("_target_") == "diq.selection.Oracle" and not cfg.pool.get("planted"):
+        raise DiqError(f"selection=oracle reads a planted pool's hidden origins; pool={cfg.pool.name} has none\n"
+                       f"  fix: use pool=knowledge (experiment=sensitivity) or pool=planted")
     if "tau_d" in sel:
         _num(sel.tau_d, "selection.tau_d", 0, 100, "a percentile of D in [0, 100] (50 = the median)")
     if sel.get("quadrants") is not None:

@@ -31,7 +31,7 @@ def test_fixtures_are_regenerated_byte_for_byte(tmp_path):
     from diq.fixtures import write_all
 
     files = write_all(tmp_path)
-    assert len(files) == 33
+    assert len(files) == 34
     for f in files:
         rel = f.relative_to(tmp_path)
         assert (FIXTURES / rel).read_bytes() == f.read_bytes(), f"{rel}: run python -m diq.fixtures"
@@ -148,9 +148,9 @@ def test_a_new_bundle_file_is_evaluated_through_config_alone(tmp_path, tiny_path
 
 @pytest.mark.parametrize("mutate,msg", [
     (lambda d: d.pop("NEJM"), r"has no source\(s\) \['NEJM'\][\s\S]*eval.sources.<name>=null"),
-    (lambda d: d["NEJM"][3].update(options={"A": "only one"}, answer_idx="A"), r"source 'NEJM' item 3: .*1 option"),
-    (lambda d: d["Lancet"][0].update(answer_idx="F"), r"source 'Lancet' item 0: field 'answer_idx' = 'F'"),
-    (lambda d: d["GPQA_Medical_test"][1].update(options="yes/no"), r"item 1: field 'options' must be a list"),
+    (lambda d: d["NEJM"][3].update(options={"A": "only one"}, answer_idx="A"), r"source 'NEJM' item 4: .*1 option"),
+    (lambda d: d["Lancet"][0].update(answer_idx="F"), r"source 'Lancet' item 1: field 'answer_idx' = 'F'"),
+    (lambda d: d["GPQA_Medical_test"][1].update(options="yes/no"), r"item 2: field 'options' must be a list"),
 ])
 def test_bad_bundle_fails_before_compute(tmp_path, mutate, msg):
     from conftest import compose

@@ -11,7 +11,11 @@ averaged; for one configuration and seed the newest complete record wins. Duplic
 are counted in the footer; a configuration with no complete record shows as a failed row with its error. Writes
 ``./results/<table>.csv`` (the data), ``<table>.md`` (rendered from the CSV only: what was measured, then the
 table), ``<table>.provenance.md`` (each row's run folders, command, commit, W&B runs, per-item files) and
-``<table>_avga.png``.
+``<table>_avga.png`` (AvgA by budget, one line per strategy) and ``<table>_delta.png`` (Δ vs the reference).
+
+Paired statistics (``diq.report.stats``): every row's Δ AvgA against ``--reference`` (default random) at the same
+budget and against the base model, with 95 % CIs from a paired bootstrap over benchmark items (and seeds), McNemar's
+exact p for single-seed pairs, and the minimum detectable difference at the table's item counts in the header.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from .records import COLUMNS, ROOT, dedupe, find_records, load_records
-from .render import _read_csv, plot, render, render_provenance, write_csv
+from .render import _read_csv, plot, plot_delta, render, render_provenance, write_csv
 from .table import PRACTICE_COLUMNS, aggregate, practice_rows
 
 
@@ -90,6 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results", help="output folder (default: ./results of the current folder)")
     ap.add_argument("--render", help="re-render the markdown of one CSV")
     ap.add_argument("--check", action="store_true", help="fail if any results/*.md differs from its CSV's rendering")
+    ap.add_argument("--reference", default="random",
+                    help="the strategy every row's Δ column compares with, at the same budget (default: random; "
+                         "e.g. 'base model', diq); a sweep's table takes report.reference")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.render:
@@ -143,12 +150,13 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     kept, dups, failed_aside = dedupe(records)
-    rows = aggregate(kept, table, None, dups, failed_aside)
+    rows = aggregate(kept, table, None, dups, failed_aside, args.reference)
     csv_path = out / f"{table}.csv"
     write_csv(rows, csv_path)
     csv_path.with_suffix(".md").write_text(render(csv_path))
     csv_path.with_name(f"{table}.provenance.md").write_text(render_provenance(csv_path))
     plot(rows, out / f"{table}_avga.png")
+    plot_delta(rows, out / f"{table}_delta.png")
     scatter = next((Path(r["plots"][0]) for r in kept if r.get("plots")), None)
     if scatter and scatter.exists():
         shutil.copyfile(scatter, out / f"{table}_quadrants.png")

@@ -15,7 +15,9 @@ COLUMNS = ["table", "strategy", "budget", "cell", "status", "n_seeds", "seeds", 
            "n_pool", "benchmarks", "eval_limit", "difficulty", "validation", "limited", "score_s", "train_s", "eval_s",
            "device", "select_cost_vs_full", "total_cost_vs_full", "error", "records", "set_aside_duplicates",
            "set_aside_failed", "in_domain_precision", "in_domain_precision_std", "in_domain_base_rate",
-           "corrupted_share", "corrupted_share_std", "corrupted_base_rate", "AvgA_ci95", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]
+           "corrupted_share", "corrupted_share_std", "corrupted_base_rate", "AvgA_ci95", "AvgA_ci_low", "AvgA_ci_high",
+           "reference", "delta_ref", "delta_ref_ci_low", "delta_ref_ci_high", "mcnemar_p", "delta_base",
+           "delta_base_ci_low", "delta_base_ci_high", "mdd", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]
 
 
 def budget_name(f, strategy: str | None = None) -> str:
@@ -25,18 +27,25 @@ def budget_name(f, strategy: str | None = None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- records
+def _is_record(p: Path) -> bool:
+    """``record.json`` / ``record.failed.json`` in a run folder, or a committed copy named ``<run>.record.json`` /
+    ``<run>.failed.record.json`` (results/records/<experiment>/)."""
+    return p.name in ("record.json", "record.failed.json") or p.name.endswith(".record.json")
+
+
 def find_records(experiment: str | None, paths: list[str]) -> list[Path]:
+    """An experiment's records under ./runs/<id>, ./multirun/<id> and the committed results/records/<id> (of the
+    current folder and of the repository), plus any ``paths`` (files, folders or globs)."""
     found: list[Path] = []
-    names = ("record.json", "record.failed.json")
     if experiment:
-        for base in {Path("runs") / experiment, Path("multirun") / experiment, ROOT / "runs" / experiment,
-                     ROOT / "multirun" / experiment}:
-            for n in names:
-                found += list(base.rglob(n))
+        for top in {Path("."), ROOT}:
+            for base in (top / "runs" / experiment, top / "multirun" / experiment,
+                         top / "results" / "records" / experiment):
+                found += [x for x in base.rglob("*.json") if _is_record(x)]
     for p in paths:
         for g in glob.glob(p):
             q = Path(g)
-            found += [q] if q.name in names else [x for n in names for x in q.rglob(n)]
+            found += [q] if q.is_file() and _is_record(q) else [x for x in q.rglob("*.json") if _is_record(x)]
     return sorted({p.resolve() for p in found})
 
 

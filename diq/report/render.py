@@ -46,6 +46,37 @@ def render_practice(rows: list[dict], name: str) -> str:
     return "\n".join(out) + "\n"
 
 
+def _col(df: pd.DataFrame, col: str) -> pd.Series:
+    """A column, or empty strings where a CSV written before it existed lacks it."""
+    return df[col] if col in df else pd.Series([""] * len(df), index=df.index, dtype=str)
+
+
+def _ci(lo, hi, signed: bool = False) -> str:
+    if lo in ("", None) or hi in ("", None):
+        return "—"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"[{f.format(float(lo))}, {f.format(float(hi))}]"
+
+
+def _delta(d, lo, hi) -> str:
+    return "—" if d in ("", None) else f"{float(d):+.2f} {_ci(lo, hi, signed=True)}"
+
+
+def _paired_line(df: pd.DataFrame) -> str:
+    is_ref = [ref == f"{st} @ {b}" for ref, st, b in zip(_col(df, "reference"), df["strategy"], df["budget"])]
+    at = [v for v, r in zip(_col(df, "mdd"), is_ref) if r and v != ""] or [v for v in _col(df, "mdd") if v != ""]
+    mdd = sorted({float(v) for v in at})  # at the reference's accuracy (any row's where there is no reference)
+    refs = sorted({v.split(" @ ")[0] for v in _col(df, "reference") if v != ""})
+    m = "—" if not mdd else f"{mdd[0]:.2f}" if len(mdd) == 1 else f"{mdd[0]:.2f}–{mdd[-1]:.2f}"
+    paired = any(v != "" for v in _col(df, "delta_base")) or any(v != "" for v in _col(df, "delta_ref"))
+    how = (f"Δ AvgA vs the reference ({', '.join(refs) or '—'} at the same budget) and vs the base model, 95 % CI by "
+           f"a paired bootstrap over benchmark items (and seeds, where a row has several); McNemar's exact p for "
+           f"single-seed pairs" if paired else "none: these records carry no per-item correctness (they predate it); "
+           "rerun them to get Δ with paired CIs")
+    return (f"- paired statistics: {how}. **Minimum detectable difference** of AvgA at these item counts "
+            f"(α = 0.05, power 0.8): **{m} points** — a smaller |Δ| is no evidence either way")
+
+
 def _header(df: pd.DataFrame) -> list[str]:
     def one(col):
         vals = sorted({v for v in df[col] if v != ""}) if col in df else []
@@ -56,8 +87,8 @@ def _header(df: pd.DataFrame) -> list[str]:
             f"- benchmarks (task:n items scored): {one('benchmarks')}; eval item limit: {one('eval_limit')}",
             f"- difficulty source: {one('difficulty')}; validation items per target: {one('validation')}",
             f"- limits: {one('limited') if one('limited') != '—' else 'none (full setting)'}",
-            "- paper columns appear only beside rows that ran the paper's setting (Llama-3.1-8B-Instruct, "
-            "medical-o1 en, the nine bundle benchmarks, no limits)", ""]
+            "- paper columns appear only beside rows that ran the paper's setting "
+            "(Llama-3.1-8B-Instruct, medical-o1 en, the nine bundle benchmarks, no limits)", _paired_line(df), ""]
 
 
 def _planted_columns(df: pd.DataFrame) -> dict:
@@ -68,7 +99,6 @@ def _planted_columns(df: pd.DataFrame) -> dict:
     for col, label in (("in_domain_precision", "in-domain % of selected"), ("corrupted_share", "corrupted % of selected")):
         base = df[col.replace("precision", "base_rate").replace("share", "base_rate")]
         cols[label] = [f"{_cell(m, s)} (base {b})" if m != "" else "—" for m, s, b in zip(df[col], df[f"{col}_std"], base)]
-    cols["AvgA 95 % CI"] = df["AvgA_ci95"].replace("", "—")
     return cols
 
 
@@ -85,6 +115,13 @@ def render(csv_path: Path) -> str:
         "AvgS": [_cell(m, s) for m, s in zip(df["AvgS"], df["AvgS_std"])],
         "AvgC": [_cell(m, s) for m, s in zip(df["AvgC"], df["AvgC_std"])],
         "AvgA": [_cell(m, s) for m, s in zip(df["AvgA"], df["AvgA_std"])],
+        "AvgA 95 % CI": [_ci(lo, hi) if lo != "" else (w.replace("–", ", ").join("[]") if w else "—")
+                         for lo, hi, w in zip(_col(df, "AvgA_ci_low"), _col(df, "AvgA_ci_high"), _col(df, "AvgA_ci95"))],
+        "Δ vs reference [95 % CI]": [_delta(d, lo, hi) for d, lo, hi in zip(
+            _col(df, "delta_ref"), _col(df, "delta_ref_ci_low"), _col(df, "delta_ref_ci_high"))],
+        "McNemar p": [x if x != "" else "—" for x in _col(df, "mcnemar_p")],
+        "Δ vs base [95 % CI]": [_delta(d, lo, hi) for d, lo, hi in zip(
+            _col(df, "delta_base"), _col(df, "delta_base_ci_low"), _col(df, "delta_base_ci_high"))],
         "S/C benchmarks": [f"{a or '—'}/{b or '—'}" for a, b in zip(df["n_S"], df["n_C"])],
         **_planted_columns(df),
         "paper AvgA": df["paper_AvgA"].replace("", "—"), "Δ AvgA": df["delta_AvgA"].replace("", "—"),
@@ -93,8 +130,9 @@ def render(csv_path: Path) -> str:
         "cost vs full": df["total_cost_vs_full"].replace("", "—"),
         "status": [s if s == "complete" else f"FAILED: {e}" for s, e in zip(df["status"], df["error"])],
     })
-    out += ["## Results", "", "Scores ×100, mean ± std over seeds (std only with ≥ 2 seeds); — = not measured. Seconds "
-            "are compute time (cached stages at the cost they took when computed).", "",
+    out += ["## Results", "", "Scores ×100, mean ± std over seeds (std only with ≥ 2 seeds); — = not measured. Δ in "
+            "points with its 95 % CI (paired bootstrap); the CI column is AvgA's own (bootstrap; Wilson for older "
+            "records). Seconds are compute time (cached stages at the cost they took when computed).", "",
             show.to_markdown(index=False), ""]
     dup = df["set_aside_duplicates"].iloc[0] if len(df) else "0"
     fail = df["set_aside_failed"].iloc[0] if len(df) else "0"
@@ -118,7 +156,23 @@ def render_provenance(csv_path: Path) -> str:
     return "\n".join(out)
 
 
+def _x(budget: str) -> float | None:
+    try:
+        return 100.0 if budget == "full" else float(budget[1:]) if budget.startswith("p") else None
+    except ValueError:
+        return None
+
+
+def _err(r: dict) -> tuple[float, float]:
+    """AvgA's error bar below and above: its 95 % CI where the row has one, else ± its std over seeds."""
+    if r.get("AvgA_ci_low") is not None and r.get("AvgA_ci_high") is not None:
+        return r["AvgA"] - r["AvgA_ci_low"], r["AvgA_ci_high"] - r["AvgA"]
+    return r.get("AvgA_std") or 0, r.get("AvgA_std") or 0
+
+
 def plot(rows: list[dict], path: Path) -> str | None:
+    """AvgA by budget: one line per strategy with its 95 % CI bars; random as a band (its CI over items and seeds);
+    the base model and the oracle as horizontal reference lines; the legend outside the axes."""
     pts = [r for r in rows if r.get("AvgA") is not None]
     if not pts:
         return None
@@ -127,21 +181,74 @@ def plot(rows: list[dict], path: Path) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = {"base": 0.3, "p1": 1, "p10": 10, "full": 100}
-    fig, ax = plt.subplots(figsize=(5.5, 4), dpi=110)
-    label = lambda r: r["strategy"] + (f" {r['cell']}" if r.get("cell") else "")  # noqa: E731
-    for strat in sorted({label(r) for r in pts}):
-        rs = sorted((r for r in pts if label(r) == strat), key=lambda r: order.get(r["budget"], 50))
-        xs = [order.get(r["budget"], float(r["budget"][1:]) if r["budget"].startswith("p") else 100) for r in rs]
-        if len(rs) == 1 and rs[0]["budget"] == "base":
-            ax.axhline(rs[0]["AvgA"], color="k", lw=0.8, ls=":", label="base model")
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    refs = {"base model": ("k", ":"), "oracle": ("tab:green", "--"), "full": ("tab:gray", "-.")}
+    lines = sorted({r["strategy"] for r in pts if _x(r["budget"]) is not None and r["strategy"] not in refs})
+    cmap = plt.get_cmap("tab20")
+    markers = "osD^vP*Xh<>p"
+    for i, strat in enumerate(lines):
+        rs = sorted((r for r in pts if r["strategy"] == strat and _x(r["budget"]) is not None),
+                    key=lambda r: _x(r["budget"]))
+        xs, ys = [_x(r["budget"]) for r in rs], [r["AvgA"] for r in rs]
+        color = cmap(2 * i % 20 + (2 * i // 20))
+        if strat == "random":
+            lo = [r.get("AvgA_ci_low") if r.get("AvgA_ci_low") is not None else r["AvgA"] - (r.get("AvgA_std") or 0)
+                  for r in rs]
+            hi = [r.get("AvgA_ci_high") if r.get("AvgA_ci_high") is not None else r["AvgA"] + (r.get("AvgA_std") or 0)
+                  for r in rs]
+            bx = xs if len(xs) > 1 else [xs[0] / 1.2, xs[0] * 1.2]  # one budget: a short band around it
+            ax.fill_between(bx, lo if len(xs) > 1 else lo * 2, hi if len(xs) > 1 else hi * 2, color="tab:gray",
+                            alpha=0.25, lw=0, label="random (95 % CI, seeds)")
+            ax.plot(xs, ys, color="tab:gray", marker="o", lw=1)
             continue
-        ax.errorbar(xs, [r["AvgA"] for r in rs], yerr=[r.get("AvgA_std") or 0 for r in rs], marker="o", label=strat,
-                    capsize=3)
+        err = [[_err(r)[k] for r in rs] for k in (0, 1)]
+        ax.errorbar(xs, ys, yerr=err, marker=markers[i % len(markers)], color=color, label=strat, capsize=3, lw=1.2)
+    for name, (color, ls) in refs.items():
+        r = next((r for r in pts if r["strategy"] == name), None)
+        if r is not None:
+            ax.axhline(r["AvgA"], color=color, lw=1, ls=ls, label=f"{name} ({r['AvgA']:.1f})")
     ax.set_xscale("log")
+    xs_all = sorted({_x(r["budget"]) for r in pts if _x(r["budget"]) is not None})
+    if xs_all:
+        ax.set_xticks(xs_all)
+        ax.set_xticklabels([f"{x:g}" for x in xs_all])
     ax.set_xlabel("budget (% of pool)")
     ax.set_ylabel("AvgA (×100)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
+
+
+def plot_delta(rows: list[dict], path: Path) -> str | None:
+    """Δ AvgA vs the reference with its paired 95 % CI, one point per row; the band is ± the minimum detectable
+    difference."""
+    pts = [r for r in rows if r.get("delta_ref") is not None and r.get("reference")
+           and not r["reference"].startswith(r["strategy"] + " @")]
+    if not pts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = sorted(pts, key=lambda r: (_x(r["budget"]) or 0, r["strategy"]))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(pts) + 1.4), dpi=110)
+    ys = list(range(len(pts)))[::-1]
+    err = [[r["delta_ref"] - r["delta_ref_ci_low"] for r in pts], [r["delta_ref_ci_high"] - r["delta_ref"] for r in pts]]
+    colors = ["tab:blue" if r["delta_ref_ci_low"] > 0 else "tab:red" if r["delta_ref_ci_high"] < 0 else "tab:gray"
+              for r in pts]
+    for y, r, c, lo, hi in zip(ys, pts, colors, *err):
+        ax.errorbar([r["delta_ref"]], [y], xerr=[[lo], [hi]], fmt="o", color=c, capsize=3)
+    mdd = max((r.get("mdd") or 0) for r in pts)
+    if mdd:
+        ax.axvspan(-mdd, mdd, color="tab:gray", alpha=0.15, lw=0, label=f"± minimum detectable difference ({mdd:.1f})")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{r['strategy']} @ {r['budget']}" for r in pts], fontsize=8)
+    ax.set_xlabel(f"Δ AvgA vs {pts[0]['reference'].split(' @ ')[0]} at the same budget (points, paired 95 % CI)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import stats
 from .records import PAPER, PAPER_MODEL, PAPER_POOL, budget_name, cell_key
 
 
@@ -82,8 +83,11 @@ def _mean_std(vals):
     return round(float(v.mean()), 2), (round(float(v.std(ddof=1)), 2) if len(v) > 1 else None)
 
 
-def aggregate(records: list[dict], table: str, command: str | None, dups: int = 0, failed_aside: int = 0) -> list[dict]:
-    """One row per distinct configuration (cell_hash); seeds are the only thing averaged."""
+def aggregate(records: list[dict], table: str, command: str | None, dups: int = 0, failed_aside: int = 0,
+              reference: str = "random") -> list[dict]:
+    """One row per distinct configuration (cell_hash); seeds are the only thing averaged. Each row is compared with
+    ``reference`` (a strategy label) at the same budget and with the base model, paired over benchmark items
+    (``diq.report.stats``)."""
     if not records:
         return []
     df = pd.DataFrame({"rec": records, "key": [cell_key(r) for r in records]})
@@ -128,6 +132,13 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
             row["device"] = costs["device"].iloc[0]
         if not done:
             row["error"] = str(rs[0].get("error") or "?").splitlines()[0][:200]
+        accs = [stats.task_accuracies(r) for r in done]  # (accuracy, n) per benchmark, accuracy averaged over seeds
+        row["_acc"] = [(sum(a[i][0] for a in accs) / len(accs), accs[0][i][1]) for i in range(len(accs[0]))] \
+            if accs and all(len(a) == len(accs[0]) for a in accs) else []
+        corr = [stats.correctness(r) for r in done]
+        row["_items"] = corr if corr and all(c is not None for c in corr) else None
+        ci = stats.bootstrap_ci(row["_items"]) if row["_items"] else None
+        row["AvgA_ci_low"], row["AvgA_ci_high"] = (round(100 * ci[0], 2), round(100 * ci[1], 2)) if ci else (None, None)
         row["run_dirs"] = " ".join(sorted(_rel(str(Path(r["_path"]).parent)) for r in rs))
         row["commits"] = " ".join(sorted({((r.get("git") or {}).get("sha") or "?")[:12] for r in rs}))
         row["wandb_runs"] = " ".join(sorted({_rel(str(r["wandb"]).removeprefix("offline:")) if
@@ -144,9 +155,50 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
             if f["model"] == r["model"] and f["pool"] == r["pool"] and r.get("score_s") is not None:
                 r["select_cost_vs_full"] = round(r["score_s"] / f["train_s"], 3)
                 r["total_cost_vs_full"] = round((r["score_s"] + (r.get("train_s") or 0)) / f["train_s"], 3)
+    _compare(rows, reference)
     order = {"base": 0, "full": 3}
-    rows.sort(key=lambda r: (order.get(r["budget"], 1), r["budget"], r["strategy"], r["cell"]))
+    rows.sort(key=lambda r: (order.get(r["budget"], 1), _budget_value(r["budget"]), r["strategy"], r["cell"]))
     return rows
+
+
+def _budget_value(b: str) -> float:
+    try:
+        return float(b[1:]) if b.startswith("p") else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _same_setting(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("model", "pool", "benchmarks", "eval_limit"))
+
+
+def _find(rows: list[dict], r: dict, strategy: str | None, budget: str) -> dict | None:
+    """The row of ``strategy`` (any, for None) at ``budget`` in ``r``'s setting that has per-item data."""
+    return next((x for x in rows if x["budget"] == budget and (strategy is None or x["strategy"] == strategy)
+                 and x["_seeds"] and _same_setting(x, r)), None)
+
+
+def _compare(rows: list[dict], reference: str) -> None:
+    """Δ AvgA against ``reference`` at the same budget and against the base model, with paired-bootstrap CIs,
+    McNemar's p (single seeds) and the minimum detectable difference at the reference's items (×100)."""
+    for r in rows:
+        r["_seeds"] = r.pop("_items", None)
+    for r in rows:
+        ref = _find(rows, r, reference, r["budget"])
+        r["reference"] = f"{ref['strategy']} @ {ref['budget']}" if ref else None
+        for key, other in (("ref", ref), ("base", _find(rows, r, None, "base"))):
+            res = stats.paired(r["_seeds"], other["_seeds"]) if other is not None and other is not r and r["_seeds"] \
+                else None
+            for col, v in (("", "delta"), ("_ci_low", "ci_low"), ("_ci_high", "ci_high")):
+                r[f"delta_{key}{col}"] = round(100 * res[v], 2) if res else None
+            if key == "ref":
+                r["mcnemar_p"] = float(f"{res['mcnemar_p']:.3g}") if res and res["mcnemar_p"] is not None else None
+        own = next((x for x in rows if x["strategy"] == reference and x["budget"] == r["budget"] and x["_acc"]
+                    and _same_setting(x, r)), r)
+        r["mdd"] = round(100 * stats.mdd_from(own["_acc"]), 2) if own["_acc"] else None
+    for r in rows:
+        r.pop("_seeds", None)
+        r.pop("_acc", None)
 
 
 PRACTICE_COLUMNS = ["table", "strategy", "budget", "seed", "source", "dimension", "comparison", "mean", "baseline_mean",

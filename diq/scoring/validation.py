@@ -65,7 +65,11 @@ def _source_docs(src: dict) -> tuple[list[dict], dict[str, str]]:
         loc = {k: v for k, v in src.items() if k in ("question_field", "options_field", "answer_field", "id_field",
                                                      "context_field")}
         try:
-            return mcq.read_local_mcq(src["path"], **loc), {}
+            docs = mcq.read_local_mcq(src["path"], **loc)
+            if not src.get("reasoning_field"):
+                return docs, {}
+            rows = mcq.read_rows(src["path"])  # the reasoning of each item, where the file has one
+            return docs, {d["id"]: str(r.get(src["reasoning_field"]) or "") for d, r in zip(docs, rows)}
         except mcq.MCQError as e:
             raise DiqError(f"validation source {src.get('name')!r}: {e}") from None
     if kind == "holdout":
@@ -146,7 +150,7 @@ def decontaminated(cfg: DictConfig, decontam) -> tuple[list[dict], dict, dict | 
         raise DiqError(
             "decontamination leaves fewer validation items than asked for: " + ", ".join(
                 f"{t}: {b} of {a}" for t, (a, b) in short.items() if b < a) +
-            f" (flagged: {[x['id'] + ' ~ ' + x['doc'] for x in rep.exact + rep.ngram][:6]})\n"
+            f" (flagged: {[x['id'] + ' ~ ' + x['doc'] for x in rep.flagged][:6]})\n"
             "  fix: the validation items overlap scored benchmark items; take them from a split that "
             "does not, or set decontaminate=warn to keep them knowingly")
     dc.apply(mode, "validation", recs, rep)  # warn: says so; fail: raises

@@ -1,5 +1,6 @@
-"""Stage 6: evaluation through lm-eval (diq/evaluate.py), cached by the adapter's stage key (None = the base model)
-and the eval config; per-item outputs stay in the cache folder (``per_item``).
+"""Stage 6: evaluation through lm-eval (diq/evaluate.py): the generations are cached by the adapter's stage key
+(None = the base model) and the eval config without the matcher; the answer matcher is its own cached step over
+them. Per-item outputs stay in the match folder (``per_item``).
 
 Record fields: ``eval_plan`` (``plan_evaluation``, before any compute), ``eval``, ``metrics``, ``averages``,
 ``averages_n``, ``per_item``, ``seconds.eval``, ``seconds_computed.eval``."""
@@ -27,19 +28,36 @@ def plan_evaluation(cfg, rec: dict) -> None:
 
 
 def eval_stage(cfg, tracker, rec: dict, adapter, stage_key, model_path: str | None = None) -> None:
-    """``model_path``: a full model to evaluate instead of the run's (DPO's stack mode saves one)."""
+    """``model_path``: a full model to evaluate instead of the run's (DPO's stack mode saves one).
+
+    Two cached steps: ``eval`` (the generations, keyed by model, adapter and the eval config *without* the matcher)
+    and ``match`` (the answer matcher over those generations, keyed by the generation folder and the matcher), so
+    a change of ``eval.matcher`` re-scores in seconds."""
     model_path = model_path or rec["model_path"]
     t = time.time()
-    stage = StageDir(cfg.cache_dir, "eval", {"evaluate_version": 2,  # 2: answer-rule and letter statistics per item
-                                             "model": model_key(model_path), "adapter": stage_key,
-                                             "eval": OmegaConf.to_container(cfg.eval, resolve=True)})
+    eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
+    matcher = eval_cfg.pop("matcher", "diq")
+    gen_stage = StageDir(cfg.cache_dir, "eval", {"evaluate_version": 3,  # 3: generations kept, matching separate
+                                                 "model": model_key(model_path), "adapter": stage_key,
+                                                 "eval": eval_cfg})
+    with gen_stage.lock():
+        if gen_stage.done:
+            log.info(f"eval: reusing the generations in {gen_stage.path}")
+        else:
+            gen_stage.begin()
+            write_json(gen_stage.path / "generations.json",
+                       evaluation.generate(model_path, adapter, cfg.eval, samples_dir=gen_stage.path / "samples"))
+            gen_stage.finish()
+    stage = StageDir(cfg.cache_dir, "match", {"match_version": 1, "generations": gen_stage.key,
+                                              "matcher": matcher})
     with stage.lock():
         if stage.done:
             ev = read_json(stage.path / "metrics.json")
             log.info(f"eval: reusing {stage.path}")
         else:
             stage.begin()
-            ev = evaluation.evaluate(model_path, adapter, cfg.eval, samples_dir=stage.path / "samples")
+            ev = evaluation.match(read_json(gen_stage.path / "generations.json"), matcher,
+                                  samples_dir=stage.path / "samples")
             write_json(stage.path / "metrics.json", ev)
             stage.finish()
     rec["eval"] = {**ev, "cache": str(stage.path)}
@@ -47,7 +65,7 @@ def eval_stage(cfg, tracker, rec: dict, adapter, stage_key, model_path: str | No
     rec["averages"] = ev["averages"]
     rec["averages_n"] = ev.get("averages_n")
     rec["seconds"]["eval"] = time.time() - t
-    rec["seconds_computed"]["eval"] = float(ev.get("seconds") or rec["seconds"]["eval"])
+    rec["seconds_computed"]["eval"] = float(ev.get("seconds") or rec["seconds"]["eval"]) + float(ev.get("seconds_match") or 0)
     rec["per_item"] = str(stage.path / "samples")
     log.info("eval: " + ", ".join(f"{n} {v:.4f}" for n, v in rec["metrics"].items()) + f" (per item: {rec['per_item']})")
     tracker.summary({**{f"eval/{n}": v for n, v in rec["metrics"].items()},

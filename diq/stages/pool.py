@@ -20,11 +20,16 @@ def pool_stage(cfg: DictConfig, out_dir: Path, rec: dict) -> tuple[list[dict], d
     records = load_pool(cfg.pool)
     origins = None
     if cfg.pool.get("planted"):  # known in-domain and corrupted samples; their origins are hidden from the strategies
-        from ..planted import plant
-        from ..scoring.validation import build_validation
+        if cfg.pool.planted.get("kind", "pubmedqa") == "knowledge":  # invented drugs (diq/knowledge.py)
+            from ..knowledge import plant as plant_knowledge
 
-        val_ids = {r["id"] for r in build_validation(cfg.scoring.validation, int(cfg.seed), cfg.eval)[0]}
-        records, origins = plant(records, cfg.pool.planted, val_ids)
+            records, origins = plant_knowledge(records, cfg.pool.planted)
+        else:
+            from ..planted import plant
+            from ..scoring.validation import build_validation
+
+            val_ids = {r["id"] for r in build_validation(cfg.scoring.validation, int(cfg.seed), cfg.eval)[0]}
+            records, origins = plant(records, cfg.pool.planted, val_ids)
         write_json(out_dir / "planted_origins.json", origins)
     rec.update(pool=cfg.pool.name, n_pool_raw=len(records))
     decontam = None

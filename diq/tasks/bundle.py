@@ -56,8 +56,9 @@ def _read(path: str, mtime: float) -> dict[str, list[dict]]:
     for src, items in data.items():
         docs = []
         for i, r in enumerate(items):
-            doc = mcq.normalize_item(r, f"{p}: source {src!r} item {i}", "question", "options", "answer_idx")
-            docs.append({"id": f"{src}:{i}", **doc})
+            doc = mcq.normalize_item(r, f"{p}: source {src!r} item {i + 1}", "question", "options", "answer_idx")
+            raw = r["options"].values() if isinstance(r["options"], dict) else r["options"]
+            docs.append({"id": f"{src}:{i}", **doc, "options_raw": [str(o) for o in raw]})
         out[src] = docs
     return out
 

@@ -81,8 +81,15 @@ def normalize_item(r: dict, where: str, question_field: str = "question", option
     if not all(isinstance(o, str) and o.strip() for o in options):
         _fail(where, f"field {options_field!r}: every option must be non-empty text, got {options!r:.80}",
               "write each option as text")
-    if len({o.strip().lower() for o in options}) != len(options):
-        _fail(where, f"field {options_field!r} repeats an option: {options!r:.80}", "make the options distinct")
+    # distinct = different text after whitespace normalisation; case counts (genotypes "Bb Bb" vs "BB Bb" are
+    # different options in a real MMLU-Pro item)
+    seen: dict[str, str] = {}
+    for l, o in zip(letters, options):
+        k = " ".join(o.split())
+        if k in seen:
+            _fail(where, f"field {options_field!r} repeats an option: {seen[k]} and {l} are both {o.strip()!r:.60}",
+                  "make the options distinct (only spacing is ignored: options that differ in case are distinct)")
+        seen[k] = l
     ans = r[answer_field]
     if isinstance(ans, bool) or ans is None or isinstance(ans, float):
         _fail(where, f"field {answer_field!r} = {ans!r} is not an option letter, a 0-based index or an option's text",
@@ -106,9 +113,15 @@ def normalize_item(r: dict, where: str, question_field: str = "question", option
             "answer": idx}
 
 
+def data_path(path: str | Path) -> Path:
+    """A file path; ``pkg://diq/data/<rel>`` names a file shipped in the package (diq/data/<rel>)."""
+    s = str(path)
+    return DATA / s[len("pkg://diq/data/"):] if s.startswith("pkg://diq/data/") else Path(s).expanduser()
+
+
 def read_rows(path: str | Path) -> list:
     """A .json list or a .jsonl file, with errors that name the file and the line."""
-    p = Path(path)
+    p = data_path(path)
     if not p.exists():
         raise MCQError(f"benchmark file not found: {p}\n  fix: set the task's path to an existing .json/.jsonl file")
     if p.is_dir():
@@ -141,7 +154,7 @@ def read_local_mcq(path: str, question_field: str = "question", options_field: s
     """A local benchmark file (.json list or .jsonl), validated item by item before anything is scored.
     ``options`` is a list or a letter→text dict; ``answer`` a letter, a 0-based index or the option text.
     Ids: ``id_field`` when given (must be unique), else ``<file stem>:<line>``."""
-    p = Path(path)
+    p = data_path(path)
     rows = read_rows(p)
     if not rows:
         raise MCQError(f"{p}: the benchmark has no items\n  fix: add items")
@@ -198,6 +211,16 @@ def mc_choices(doc) -> list[str]:
     return list(doc["letters"])
 
 
+def cloze_text(doc) -> str:
+    """Cloze scoring: the question alone; each option's text is scored as the continuation (``option_texts``)."""
+    ctx = f"Abstract: {doc['context']}\n" if doc.get("context") else ""
+    return f"{ctx}Question: {doc['question']}\nAnswer:"
+
+
+def option_texts(doc) -> list[str]:
+    return list(doc["options"])
+
+
 def cot_text(doc) -> str:
     ctx = f"Context: {doc['context']}\n\n" if doc.get("context") else ""
     return f"{ctx}Question: {doc['question']}\n\nOptions:\n{_options_block(doc)}\n\n{COT_INSTRUCTION}"
@@ -213,17 +236,24 @@ def target_index(doc) -> int:
 
 # --------------------------------------------------------------------------- HuatuoGPT-o1 prompts
 HUATUO_PROMPT = "Please answer the following multiple-choice question:\n{question}\n{options}"
-HUATUO_STRICT_PROMPT = ("Please answer the following multiple-choice question, ensuring your response concludes with "
-                        "the correct option in the format: 'The answer is A.'.\n{question}\n{options}")
+# HuatuoGPT-o1's eval.py --strict_prompt, verbatim (its first sentence is repeated, with "questions", in the original)
+HUATUO_STRICT_PROMPT = ("Please answer the following multiple-choice questions. Please answer the following "
+                        "multiple-choice questions, ensuring your response concludes with the correct option in the "
+                        "format: 'The answer is A.'.\n{question}\n{options}")
+
+
+def _raw_options_block(doc) -> str:
+    """``A. text`` lines with the option texts as the file has them (HuatuoGPT-o1 does not strip them)."""
+    return "\n".join(f"{l}. {o}" for l, o in zip(doc["letters"], doc.get("options_raw") or doc["options"]))
 
 
 def huatuo_text(doc) -> str:
     """HuatuoGPT-o1's evaluation prompt (question, then ``A. text`` lines), so numbers sit beside its tables."""
-    return HUATUO_PROMPT.format(question=doc["question"], options=_options_block(doc))
+    return HUATUO_PROMPT.format(question=doc["question"], options=_raw_options_block(doc))
 
 
 def huatuo_strict_text(doc) -> str:
-    return HUATUO_STRICT_PROMPT.format(question=doc["question"], options=_options_block(doc))
+    return HUATUO_STRICT_PROMPT.format(question=doc["question"], options=_raw_options_block(doc))
 
 
 PROMPTS = {"diq": cot_text, "huatuo": huatuo_text, "huatuo_strict": huatuo_strict_text}

@@ -14,6 +14,9 @@ from omegaconf import OmegaConf
 from ..errors import DiqError
 
 TASK_DIR = Path(__file__).parent
+# local benchmark files: cot (generate, match the answer), mc (log-likelihood of the option letters after the listed
+# options), cloze (log-likelihood of each option's text as the answer, options not listed: ARC/MMLU-cloze style)
+LOCAL_MODES = ("cot", "mc", "cloze")
 PACKAGED = {p.stem for p in TASK_DIR.glob("*.yaml")}
 log = logging.getLogger(__name__)
 
@@ -23,22 +26,44 @@ def _c(x):
 
 
 # ----------------------------------------------------------------------------------------------- task specs
-def bundle_specs(cfg) -> list[dict]:
-    """One task spec per configured source of the evaluation bundle (``eval.sources``; null drops a source)."""
+def bundle_sources(cfg) -> dict[str, dict]:
+    """The sources evaluated: those of ``eval.bundle`` (``eval.bundles.<name>.sources``) that ``eval.sources``
+    defines and does not set to null, plus any source ``eval.sources`` defines that no bundle lists (a user's own)."""
+    sources = _c(cfg.get("sources")) or {}
+    bundles = _c(cfg.get("bundles")) or {}
+    if not sources:
+        return {}
+    if not bundles:  # an eval config without named bundles: every defined source
+        return {k: v for k, v in sources.items() if v is not None}
+    name = cfg.get("bundle")
+    if name not in bundles:
+        raise DiqError(f"eval.bundle={name!r} is not a known bundle\n  fix: choose one of {sorted(bundles)} "
+                       f"(eval.bundles.<name>.sources lists each one's sources)")
+    listed = set(bundles[name].get("sources") or [])
+    known = {x for b in bundles.values() for x in (b.get("sources") or [])}
+    return {k: v for k, v in sources.items() if v is not None and (k in listed or k not in known)}
+
+
+def bundle_file(cfg) -> str:
     from ..hub import fixtures_dir
     from . import bundle
 
-    sources = _c(cfg.get("sources")) or {}
-    if not sources:
-        return []
     path = cfg.get("path")
     if not path and not (cfg.get("hub") or {}).get("repo_id") and fixtures_dir() is not None:
-        path = str(fixtures_dir() / "bundle" / "eval_data.json")  # the fixture mirror of the bundle
-    p = str(bundle.resolve(path, _c(cfg.get("hub"))))
+        # the fixture mirror of the chosen bundle
+        fixture = ((_c(cfg.get("bundles")) or {}).get(cfg.get("bundle")) or {}).get("fixture") or "bundle/eval_data.json"
+        path = str(fixtures_dir() / fixture)
+    return str(bundle.resolve(path, _c(cfg.get("hub"))))
+
+
+def bundle_specs(cfg) -> list[dict]:
+    """One task spec per evaluated source of the evaluation bundle (``bundle_sources``)."""
+    sources = bundle_sources(cfg)
+    if not sources:
+        return []
+    p = bundle_file(cfg)
     specs = []
     for src, s in sources.items():
-        if s is None:
-            continue
         holdout = int(s.get("holdout", cfg.get("holdout", 0)) or 0) if not s.get("validation") else 0
         specs.append({"name": s["task"], "category": s.get("category"), "chat_template": True,
                       "bundle": {"path": p, "source": src, "holdout": holdout,
@@ -66,8 +91,9 @@ def task_specs(cfg) -> list[dict]:
             if not loc.get("path") or loc.get("path") == "???":
                 raise DiqError(f"eval task {s['name']!r}: local.path is not set\n  fix: pass "
                                f"eval.tasks.{i}.local.path=/path/to/bench.jsonl")
-            if loc.get("mode", "cot") not in ("mc", "cot"):
-                raise DiqError(f"eval task {s['name']!r}: local.mode={loc.get('mode')!r}; choose mc or cot")
+            if loc.get("mode", "cot") not in LOCAL_MODES:
+                raise DiqError(f"eval task {s['name']!r}: local.mode={loc.get('mode')!r}; choose "
+                               f"{', '.join(LOCAL_MODES)}")
     return specs
 
 
@@ -94,14 +120,21 @@ def scored_docs(spec: dict, holdout: int = 0, holdout_seed: int = 0) -> list[dic
     return None
 
 
-def _gen_task(name: str, docs_fn, prompt: str, matcher: str, max_gen_toks: int) -> dict:
+# eval.sampling: greedy (diq's default) | huatuo (HuatuoGPT-o1's eval.py: temperature 0.5, top_p 0.9; seeded by eval.seed)
+SAMPLING = {"greedy": {"do_sample": False},
+            "huatuo": {"do_sample": True, "temperature": 0.5, "top_p": 0.9}}
+
+
+def _gen_task(name: str, docs_fn, prompt: str, max_gen_toks: int, sampling: str = "greedy") -> dict:
+    """A generative MCQ task. Its filter is diq's matcher, but the task's score comes from ``diq.evaluate.match``,
+    which re-scores the stored replies with ``eval.matcher``: generation does not depend on the matcher."""
     from . import mcq
 
     return {"task": name, "custom_dataset": docs_fn, "test_split": "test", "output_type": "generate_until",
             "doc_to_text": mcq.PROMPTS[prompt], "doc_to_target": mcq.target_letter,
-            "generation_kwargs": {"until": [], "do_sample": False, "max_gen_toks": max_gen_toks},
+            "generation_kwargs": {"until": [], **SAMPLING[sampling], "max_gen_toks": max_gen_toks},
             "filter_list": [{"name": "extract", "filter": [
-                {"function": "custom", "filter_fn": functools.partial(mcq.extract_filter, matcher=matcher)},
+                {"function": "custom", "filter_fn": functools.partial(mcq.extract_filter, matcher="diq")},
                 {"function": "take_first"}]}],
             "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
             "metadata": {"version": 1.0}}
@@ -120,15 +153,17 @@ def build_task(spec: dict, cfg, tm) -> dict | str:
     from ..hub import fixtures_dir, redirect_task
     from . import mcq
 
-    prompt, matcher = cfg.get("prompt", "diq"), cfg.get("matcher", "diq")
+    prompt, sampling = cfg.get("prompt", "diq"), cfg.get("sampling", "greedy")
     max_gen = int(cfg.get("max_gen_toks") or 512)
     if spec.get("bundle") or (spec.get("local") and spec["local"].get("mode", "cot") == "cot"):
         docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
-        return _gen_task(spec["name"], functools.partial(_docs_dataset, docs), prompt, matcher, max_gen)
+        return _gen_task(spec["name"], functools.partial(_docs_dataset, docs), prompt, max_gen, sampling)
     if spec.get("local"):
         docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
+        cloze = spec["local"].get("mode") == "cloze"
         return {"task": spec["name"], "custom_dataset": functools.partial(_docs_dataset, docs), "test_split": "test",
-                "output_type": "multiple_choice", "doc_to_text": mcq.mc_text, "doc_to_choice": mcq.mc_choices,
+                "output_type": "multiple_choice", "doc_to_text": mcq.cloze_text if cloze else mcq.mc_text,
+                "doc_to_choice": mcq.option_texts if cloze else mcq.mc_choices,
                 "doc_to_target": mcq.target_index,
                 "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
                 "metadata": {"version": 1.0}}
@@ -183,18 +218,32 @@ def preflight(cfg) -> list[dict]:
         raise DiqError(f"eval.prompt={cfg.get('prompt')!r}; choose diq, huatuo or huatuo_strict")
     if cfg.get("matcher", "diq") not in ("diq", "huatuo"):
         raise DiqError(f"eval.matcher={cfg.get('matcher')!r}; choose diq or huatuo")
+    if cfg.get("sampling", "greedy") not in SAMPLING:
+        raise DiqError(f"eval.sampling={cfg.get('sampling')!r}; choose {' or '.join(SAMPLING)} (greedy is diq's default; "
+                       f"huatuo = HuatuoGPT-o1's temperature 0.5, top_p 0.9)")
     try:
         specs = task_specs(cfg)
-        sources = _c(cfg.get("sources")) or {}
+        sources = bundle_sources(cfg)
         if sources:
             from . import bundle
 
-            have = bundle.read(specs[0]["bundle"]["path"]) if specs and specs[0].get("bundle") else {}
-            missing = [s for s, v in sources.items() if v is not None and s not in have]
+            path = specs[0]["bundle"]["path"]
+            have = bundle.read(path)
+            missing = [s for s in sources if s not in have]
             if missing:
-                raise DiqError(f"evaluation bundle {specs[0]['bundle']['path']} has no source(s) {missing} "
-                               f"(it has {sorted(have)})\n  fix: use a bundle with them, or drop a source with "
-                               f"eval.sources.<name>=null (the averages then say how many benchmarks they cover)")
+                raise DiqError(f"evaluation bundle {path} has no source(s) {missing} (it has {sorted(have)})\n"
+                               f"  fix: choose the bundle the file is (eval.bundle=huatuo_o1 for HuatuoGPT-o1's file, "
+                               f"m1 for m1's), or drop a source with eval.sources.<name>=null (the averages then say "
+                               f"how many benchmarks they cover)")
+            for src in sources:
+                if not have[src]:
+                    raise DiqError(f"evaluation bundle {path}: source {src!r} has no items\n  fix: add its items, "
+                                   f"or drop it with eval.sources.{src}=null")
+            unmapped = sorted(set(have) - set(sources))
+            if unmapped:
+                log.warning("evaluation bundle %s: source(s) %s are in the file but not evaluated (eval.bundle=%s); "
+                            "to evaluate one, choose a bundle that lists it or define it: "
+                            "+eval.sources.<name>='{task: <name>, category: C}'", path, unmapped, cfg.get("bundle"))
         for s in specs:
             docs = scored_docs(s, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
             if docs is not None and not docs:
