@@ -35,9 +35,10 @@ class ReportOnMultirunEnd(Callback):
         if exp:
             try:
                 # every sweep of this experiment under the same parent folder (multirun/<id>/ by default): a restarted
-                # sweep's table counts each cell once (diq.report keeps the newest record per configuration and seed)
+                # sweep's table counts each cell once (diq.report keeps the newest record per configuration and seed);
+                # records of other experiments there (a custom hydra.sweep.dir=X/m1 shares X) are left out
                 report.main(["--table", exp, "--records", str(sweep_dir.parent), "--out", self.out,
-                             "--reference", self.reference])
+                             "--reference", self.reference, "--only-experiment", exp])
             except SystemExit:
                 pass
             except Exception as e:  # noqa: BLE001 - the table is a convenience; the records are the truth

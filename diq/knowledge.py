@@ -74,6 +74,12 @@ VAL_STATE = {"mechanism": "The drug {drug} works by {mechanism}.", "indication":
              "antidote": "{antidote} is the specific antidote to {drug}."}
 
 
+def stem(e: dict, attr: str) -> str:
+    """The taught statement of a fact up to its value ("An overdose of X is reversed with"): the benchmark scores
+    each option as the continuation of it (``answer_prefix`` in conf/eval/knowledge.yaml)."""
+    return STATE[attr].split("{" + attr + "}")[0].format(**e).rstrip()
+
+
 def entities(n: int = 40, seed: int = 0) -> list[dict]:
     """``n`` invented drugs with four facts each (seeded)."""
     if not 4 <= n <= len(_ENZ):
@@ -109,7 +115,7 @@ def in_domain(ents: list[dict]) -> list[dict]:
     out = []
     for i, e in enumerate(ents):
         rec = teaching_sample(e, ATTRS[i % 4])
-        out.append({"id": "pk-in:" + sha256_text(e["drug"])[:10], **rec})
+        out.append({"id": "pk:" + sha256_text(f"in:{e['drug']}")[:12], **rec})
     return out
 
 
@@ -122,7 +128,7 @@ def wrong_copies(ents: list[dict], n: int, seed: int = 0) -> list[dict]:
         e, attr = ents[i], ATTRS[i % 4]
         other = ents[(i + 1 + rng.randrange(len(ents) - 1)) % len(ents)]
         bad = {**e, attr: other[attr]}
-        out.append({"id": "pk-bad:" + sha256_text(f"{e['drug']}:{attr}:{other['drug']}")[:10],
+        out.append({"id": "pk:" + sha256_text(f"bad:{e['drug']}:{attr}:{other['drug']}")[:12],
                     **teaching_sample(bad, attr)})
     return out
 
@@ -140,7 +146,7 @@ def _mcq(ents: list[dict], pairs: list[tuple[int, str]], template: dict, seed: s
         gold = pos % 4
         opts = distract[:gold] + [e[attr]] + distract[gold:]
         item = {"id": f"{seed.split(':')[0]}:{e['drug']}:{attr}", "question": template[attr].format(**e),
-                "options": opts, "answer": "ABCD"[gold]}
+                "options": opts, "answer": "ABCD"[gold], "stem": stem(e, attr)}
         if reasoning:
             item["reasoning"] = reasoning[attr].format(**e)
         items.append(item)

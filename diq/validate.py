@@ -277,10 +277,29 @@ def check_stages(cfg: DictConfig, here: bool = True) -> None:
     _opt_int(ev.get("max_gen_toks"), "eval.max_gen_toks", 1, fix="tokens a CoT answer may generate, e.g. 512")
 
 
+def check_writable(path, key: str) -> None:
+    """``path`` (a folder the run will write) exists or can be made, and a file can be written in it."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    p = Path(os.path.expanduser(str(path)))
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".diq-write-check-"):
+            pass
+    except OSError as e:
+        raise DiqError(f"{key}={path}: cannot write there ({e.strerror or type(e).__name__})\n  fix: point {key} at a "
+                       f"writable folder (for a shared read-only cache: cache_dir=<your own folder>)") from None
+
+
 def validate(cfg: DictConfig, here: bool = True) -> None:
     """Everything checkable from the config alone. ``here=False`` skips only whether a device exists on this
-    machine (the Slurm launcher checks every cell this way before it submits anything)."""
+    machine (the Slurm launcher checks every cell this way before it submits anything), and whether the cache can
+    be written from here."""
     check_secret_names(cfg)
+    if here:
+        check_writable(cfg.cache_dir, "cache_dir")
     _int(cfg.seed, "seed", 0, fix="seed=0 (a non-negative integer)")
     if cfg.decontaminate not in ("warn", "drop", "fail", "off"):
         raise DiqError(f"decontaminate={cfg.decontaminate!r}; choose drop, warn, fail or off")

@@ -94,6 +94,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results", help="output folder (default: ./results of the current folder)")
     ap.add_argument("--render", help="re-render the markdown of one CSV")
     ap.add_argument("--check", action="store_true", help="fail if any results/*.md differs from its CSV's rendering")
+    ap.add_argument("--only-experiment", help="keep only the records of this experiment (a sweep's table reads its "
+                    "parent folder, which a custom hydra.sweep.dir may share with other experiments)")
     ap.add_argument("--reference", default="random",
                     help="the strategy every row's Δ column compares with, at the same budget (default: random; "
                          "e.g. 'base model', diq); a sweep's table takes report.reference")
@@ -140,6 +142,8 @@ def main(argv=None) -> int:
     records, bad = load_records(paths)
     for b in bad:
         print(f"warning: skipped an unreadable record: {b}", file=sys.stderr)
+    if args.only_experiment:
+        records = [r for r in records if r.get("experiment") == args.only_experiment]
     if args.wandb_runs:
         records += [{**r, "_path": f"wandb:{args.wandb_runs}", "_mtime": 0.0, "status": "complete"}
                     for r in wandb_records(args.wandb_runs, args.experiment)]
@@ -150,7 +154,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     kept, dups, failed_aside = dedupe(records)
-    rows = aggregate(kept, table, None, dups, failed_aside, args.reference)
+    rows = aggregate(kept, table, None, dups, failed_aside, args.reference, unreadable=len(bad))
     csv_path = out / f"{table}.csv"
     write_csv(rows, csv_path)
     csv_path.with_suffix(".md").write_text(render(csv_path))
@@ -163,6 +167,7 @@ def main(argv=None) -> int:
     n_failed = sum(r["status"] == "failed" for r in rows)
     print(f"wrote {csv_path.resolve()}, {csv_path.with_suffix('.md').name} and {table}.provenance.md: {len(rows)} row(s) "
           f"from {len(kept)} record(s); set aside {dups} duplicate(s) and {failed_aside} failed record(s)"
+          + (f"; skipped {len(bad)} unreadable record(s) (named above)" if bad else "")
           + (f"; {n_failed} row(s) failed" if n_failed else ""))
     if args.wandb:
         path = log_to_wandb(rows, table, args.experiment)

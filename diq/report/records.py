@@ -14,7 +14,7 @@ COLUMNS = ["table", "strategy", "budget", "cell", "status", "n_seeds", "seeds", 
            "AvgA", "AvgA_std", "n_S", "n_C", "paper_AvgS", "paper_AvgC", "paper_AvgA", "delta_AvgA", "model", "pool",
            "n_pool", "benchmarks", "eval_limit", "difficulty", "validation", "limited", "score_s", "train_s", "eval_s",
            "device", "select_cost_vs_full", "total_cost_vs_full", "error", "records", "set_aside_duplicates",
-           "set_aside_failed", "in_domain_precision", "in_domain_precision_std", "in_domain_base_rate",
+           "set_aside_failed", "set_aside_unreadable", "in_domain_precision", "in_domain_precision_std", "in_domain_base_rate",
            "corrupted_share", "corrupted_share_std", "corrupted_base_rate", "AvgA_ci95", "AvgA_ci_low", "AvgA_ci_high",
            "reference", "delta_ref", "delta_ref_ci_low", "delta_ref_ci_high", "mcnemar_p", "delta_base",
            "delta_base_ci_low", "delta_base_ci_high", "mdd", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]

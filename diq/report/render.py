@@ -136,8 +136,11 @@ def render(csv_path: Path) -> str:
             show.to_markdown(index=False), ""]
     dup = df["set_aside_duplicates"].iloc[0] if len(df) else "0"
     fail = df["set_aside_failed"].iloc[0] if len(df) else "0"
+    bad = _col(df, "set_aside_unreadable").iloc[0] if len(df) else ""
     out += [f"Set aside: {dup} duplicate record(s) (same configuration and seed; the newest complete one is used) and "
-            f"{fail} failed record(s) superseded or repeated.", ""]
+            f"{fail} failed record(s) superseded or repeated."
+            + (f" Skipped: {bad} unreadable record(s) (corrupt or not a diq record; named when the table was built)."
+               if bad not in ("", "0") else ""), ""]
     return "\n".join(out)
 
 

@@ -84,7 +84,7 @@ def _mean_std(vals):
 
 
 def aggregate(records: list[dict], table: str, command: str | None, dups: int = 0, failed_aside: int = 0,
-              reference: str = "random") -> list[dict]:
+              reference: str = "random", unreadable: int = 0) -> list[dict]:
     """One row per distinct configuration (cell_hash); seeds are the only thing averaged. Each row is compared with
     ``reference`` (a strategy label) at the same budget and with the base model, paired over benchmark items
     (``diq.report.stats``)."""
@@ -105,7 +105,7 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
                "cell": "" if r0["strategy"] == "none" else " ".join(f"{k}={v}" for k, v in sorted(cell.items())),
                "status": "complete" if done else "failed", "n_seeds": len({r.get("seed") for r in done}),
                "seeds": " ".join(str(s) for s in sorted({r.get("seed") for r in done})), "records": len(rs),
-               "set_aside_duplicates": dups, "set_aside_failed": failed_aside,
+               "set_aside_duplicates": dups, "set_aside_failed": failed_aside, "set_aside_unreadable": unreadable,
                **{k: v for k, v in ctx.items() if not k.startswith("_")}}
         for k in ("AvgS", "AvgC", "AvgA"):
             row[k], row[f"{k}_std"] = _mean_std([(r.get("averages") or {}).get(k) for r in done])

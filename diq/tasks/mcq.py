@@ -150,7 +150,8 @@ def read_rows(path: str | Path) -> list:
 
 
 def read_local_mcq(path: str, question_field: str = "question", options_field: str = "options",
-                   answer_field: str = "answer", id_field: str | None = None, context_field: str | None = None) -> list[dict]:
+                   answer_field: str = "answer", id_field: str | None = None, context_field: str | None = None,
+                   prefix_field: str | None = None) -> list[dict]:
     """A local benchmark file (.json list or .jsonl), validated item by item before anything is scored.
     ``options`` is a list or a letter→text dict; ``answer`` a letter, a 0-based index or the option text.
     Ids: ``id_field`` when given (must be unique), else ``<file stem>:<line>``."""
@@ -171,6 +172,10 @@ def read_local_mcq(path: str, question_field: str = "question", options_field: s
         if rid in seen:
             _fail(where, f"id {rid!r} repeats item {seen[rid]}", "make the ids unique")
         seen[rid] = i
+        if prefix_field:  # the start of the reply each option is scored after (cloze mode's answer_prefix)
+            if not isinstance(r.get(prefix_field), str):
+                _fail(where, f"no text in field {prefix_field!r}", "give every item that field, or unset prefix_field")
+            doc["prefix"] = r[prefix_field]
         out.append({"id": rid, **doc})
     return out
 
@@ -209,6 +214,11 @@ def mc_text(doc) -> str:
 
 def mc_choices(doc) -> list[str]:
     return list(doc["letters"])
+
+
+def question_text(doc) -> str:
+    """The question alone (cloze with an answer prefix, in the chat template: the user turn)."""
+    return f"{doc['context']}\n\n{doc['question']}" if doc.get("context") else doc["question"]
 
 
 def cloze_text(doc) -> str:

@@ -101,7 +101,7 @@ def _local_docs(spec: dict) -> list[dict]:
     from . import mcq
 
     loc = {k: v for k, v in spec["local"].items() if k in ("question_field", "options_field", "answer_field",
-                                                            "id_field", "context_field")}
+                                                            "id_field", "context_field", "prefix_field")}
     return mcq.read_local_mcq(spec["local"]["path"], **loc)
 
 
@@ -161,8 +161,14 @@ def build_task(spec: dict, cfg, tm) -> dict | str:
     if spec.get("local"):
         docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
         cloze = spec["local"].get("mode") == "cloze"
+        prefix = spec["local"].get("answer_prefix") if cloze else None
+        extra = {}
+        if prefix:  # cloze in the model's own reply: each option is scored after this start of the reply
+            docs = [{**d, "gen_prefix": prefix.format(prefix=d.get("prefix", ""))} for d in docs]
+            extra = {"gen_prefix": "gen_prefix"}
         return {"task": spec["name"], "custom_dataset": functools.partial(_docs_dataset, docs), "test_split": "test",
-                "output_type": "multiple_choice", "doc_to_text": mcq.cloze_text if cloze else mcq.mc_text,
+                "output_type": "multiple_choice", **extra,
+                "doc_to_text": (mcq.question_text if prefix else mcq.cloze_text) if cloze else mcq.mc_text,
                 "doc_to_choice": mcq.option_texts if cloze else mcq.mc_choices,
                 "doc_to_target": mcq.target_index,
                 "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
