@@ -100,7 +100,9 @@ def run(cfg: DictConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     overrides, mode = _hydra_overrides()
+    secrets = {o.partition("=")[2] for o in overrides if KEYLIKE.match(o.partition("=")[2])}
     overrides = [o if not KEYLIKE.match(o.partition("=")[2]) else f"{o.partition('=')[0]}=<redacted>" for o in overrides]
+    _scrub(out_dir, secrets)
     try:  # before any W&B run or tag exists: a bad value (or a key pasted as a name) stops here
         validate(cfg)
     except DiqError as e:
@@ -169,6 +171,23 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _scrub(out_dir: Path, secrets: set[str]) -> None:
+    """Hydra writes the command-line overrides into ``.hydra/{config,hydra,overrides}.yaml`` before diq runs; a key
+    pasted on the command line (``judge.api_key_env=sk-…``) is replaced there by ``<redacted>``."""
+    if not secrets:
+        return
+    for f in list((out_dir / ".hydra").glob("*.yaml")) + list(out_dir.glob("*.log")):
+        try:
+            text = f.read_text()
+            clean = text
+            for sec in secrets:
+                clean = clean.replace(sec, "<redacted>")
+            if clean != text:
+                f.write_text(clean)
+        except OSError:
+            pass
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

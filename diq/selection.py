@@ -149,7 +149,18 @@ class Quadrants(Strategy):
         ids, d = self._values(records, scores, "difficulty")
         _, inf = self._values(records, scores, "influence")
         chosen, info = quadrants.select(ids, d, inf, k, self.tau_d, self.order)
+        if info["short_by"]:  # the scores are cached: a rerun with the fix recomputes nothing
+            raise self._short_error(info, k)
         return Selection(chosen, info)
+
+    def _short_error(self, info: dict, k: int) -> DiqError:
+        sizes = info["quadrant_sizes"]
+        held = sum(sizes[q] for q in self.order)
+        return DiqError(f"selection.quadrants={list(self.order)} hold {held} samples "
+                        f"({', '.join(f'{q}: {sizes[q]}' for q in self.order)}), fewer than the budget k={k}\n"
+                        f"  fix: list more quadrants (selection.quadrants=[Q1,Q2,Q3,Q4] fills from the next ones) or "
+                        f"lower the budget to at most {held} samples (budget.fraction <= "
+                        f"{held / max(1, sum(sizes.values())):.3f}); the scores are cached, so the rerun only selects")
 
 
 class SingleQuadrant(Quadrants):
@@ -165,13 +176,10 @@ class SingleQuadrant(Quadrants):
         super().__init__(name, needs, tau_d, perspective, order)
         self.quadrant = q
 
-    def select(self, records, scores, k):
-        sel = super().select(records, scores, k)
-        if sel.info["short_by"]:
-            raise DiqError(f"quadrant {self.quadrant} holds {sel.info['quadrant_sizes'][self.quadrant]} samples, fewer "
-                           f"than the budget k={k}\n  fix: lower the budget, or set selection.fill=true to top up "
-                           f"from the other quadrants")
-        return sel
+    def _short_error(self, info: dict, k: int) -> DiqError:
+        return DiqError(f"quadrant {self.quadrant} holds {info['quadrant_sizes'][self.quadrant]} samples, fewer "
+                        f"than the budget k={k}\n  fix: lower the budget, or set selection.fill=true to top up "
+                        f"from the other quadrants")
 
 
 ORDERS = {"influence": "Dot descending, then id",

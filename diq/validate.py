@@ -117,8 +117,8 @@ def check_secret_names(cfg: DictConfig) -> None:
         name = (node or {}).get("api_key_env")
         if isinstance(name, str) and (KEYLIKE.match(name) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)):
             raise DiqError(f"{where}.api_key_env holds something that is not an environment variable name (it looks "
-                           f"like a key; it was not used or written)\n  fix: export the key, e.g. "
-                           f"OPENAI_API_KEY=..., and set {where}.api_key_env=OPENAI_API_KEY")
+                           f"like a key; it was not used, and <redacted> replaces it in the run folder's .hydra/*.yaml)"
+                           f"\n  fix: export the key, e.g. OPENAI_API_KEY=..., and set {where}.api_key_env=OPENAI_API_KEY")
 
 
 def check_components(cfg: DictConfig) -> None:

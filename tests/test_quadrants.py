@@ -75,6 +75,13 @@ def test_strategies_on_a_table():
     with pytest.raises(DiqError, match="quadrant Q4 holds 1 samples, fewer than the budget k=2"):
         q4.select(recs(ids), scores, 2)
     assert load_selection("quadrant", quadrant="Q4", fill=True).select(recs(ids), scores, 2).ids[0] == "a"
+    # DIQ restricted to quadrants that hold fewer than k: a named error with the numbers and the fix (it used to be
+    # a RuntimeError traceback after scoring)
+    q1 = load_selection("diq", tau_d=50, quadrants=["Q1"])
+    assert q1.select(recs(ids), scores, 1).ids == ["c"]
+    with pytest.raises(DiqError, match=r"selection.quadrants=\['Q1'\] hold 1 samples \(Q1: 1\), fewer than the budget "
+                                       r"k=3[\s\S]*fix: list more quadrants[\s\S]*budget.fraction <= 0.250"):
+        q1.select(recs(ids), scores, 3)
 
 
 def test_nan_scores_fail_with_ids():

@@ -37,7 +37,8 @@ def test_every_experiment_runs_ci_sized(exp, tmp_path, cache_dir):
         if exp == "main_table_full":
             cfg.stop_after = "select"  # full-data training is the same code path as any other train stage
     rec = run(cfg)
-    assert rec["status"] == "complete" and rec["n_pool"] == (180 if exp.startswith("planted") else 100)
+    assert rec["status"] == "complete" and rec["n_pool"] == (180 if exp.startswith("planted") else 152
+                                                              if exp.startswith("sensitivity") else 100)
 
 
 def test_report_table_from_records(tmp_path, cache_dir):

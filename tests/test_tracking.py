@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from diq.errors import DiqError
 from diq.run import run
 
@@ -69,3 +70,19 @@ def test_config_holds_only_the_name_of_the_judge_key():
     assert cfg.judge.api_key_env == "OPENAI_API_KEY"
     assert "api_key" not in {k for k in cfg.judge if k != "api_key_env"}
     assert compose(["experiment=paper_base"]).scoring.difficulty.judge.api_key_env == "OPENAI_API_KEY"
+
+
+def test_a_key_pasted_on_the_command_line_is_redacted_from_hydras_files(tmp_path):
+    """Hydra writes the overrides into .hydra/*.yaml before diq starts; the refused key must not stay there."""
+    import os
+    import subprocess
+    import sys
+
+    key = "sk-abcdefghijklmnop1234567890"
+    r = subprocess.run([sys.executable, "-m", "diq.run", "debug=tiny", "judge=openai", f"judge.api_key_env={key}",
+                        f"hydra.run.dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "WANDB_MODE": "disabled"})
+    assert r.returncode == 2 and "<redacted> replaces it" in r.stderr
+    files = list((tmp_path / "run").rglob("*"))
+    assert any(f.name == "overrides.yaml" for f in files)
+    assert not [f for f in files if f.is_file() and key in f.read_text(errors="ignore")]

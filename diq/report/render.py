@@ -166,11 +166,26 @@ def _x(budget: str) -> float | None:
         return None
 
 
+def _ci_of(r: dict) -> tuple[float, float] | None:
+    """AvgA's 95 % CI (×100): the bootstrap one, else the single benchmark's Wilson interval of an older record."""
+    if r.get("AvgA_ci_low") is not None and r.get("AvgA_ci_high") is not None:
+        return r["AvgA_ci_low"], r["AvgA_ci_high"]
+    if r.get("AvgA_ci95"):
+        lo, _, hi = str(r["AvgA_ci95"]).partition("–")
+        return float(lo), float(hi)
+    return None
+
+
 def _err(r: dict) -> tuple[float, float]:
     """AvgA's error bar below and above: its 95 % CI where the row has one, else ± its std over seeds."""
-    if r.get("AvgA_ci_low") is not None and r.get("AvgA_ci_high") is not None:
-        return r["AvgA"] - r["AvgA_ci_low"], r["AvgA_ci_high"] - r["AvgA"]
+    ci = _ci_of(r)
+    if ci:
+        return r["AvgA"] - ci[0], ci[1] - r["AvgA"]
     return r.get("AvgA_std") or 0, r.get("AvgA_std") or 0
+
+
+PALETTE = ["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+           "navy", "goldenrod", "teal", "magenta", "sienna", "slateblue"]  # no gray (random) or green (oracle)
 
 
 def plot(rows: list[dict], path: Path) -> str | None:
@@ -187,24 +202,22 @@ def plot(rows: list[dict], path: Path) -> str | None:
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
     refs = {"base model": ("k", ":"), "oracle": ("tab:green", "--"), "full": ("tab:gray", "-.")}
     lines = sorted({r["strategy"] for r in pts if _x(r["budget"]) is not None and r["strategy"] not in refs})
-    cmap = plt.get_cmap("tab20")
     markers = "osD^vP*Xh<>p"
     for i, strat in enumerate(lines):
         rs = sorted((r for r in pts if r["strategy"] == strat and _x(r["budget"]) is not None),
                     key=lambda r: _x(r["budget"]))
         xs, ys = [_x(r["budget"]) for r in rs], [r["AvgA"] for r in rs]
-        color = cmap(2 * i % 20 + (2 * i // 20))
+        color = PALETTE[i % len(PALETTE)]
         if strat == "random":
-            lo = [r.get("AvgA_ci_low") if r.get("AvgA_ci_low") is not None else r["AvgA"] - (r.get("AvgA_std") or 0)
-                  for r in rs]
-            hi = [r.get("AvgA_ci_high") if r.get("AvgA_ci_high") is not None else r["AvgA"] + (r.get("AvgA_std") or 0)
-                  for r in rs]
+            lo = [r["AvgA"] - _err(r)[0] for r in rs]
+            hi = [r["AvgA"] + _err(r)[1] for r in rs]
             bx = xs if len(xs) > 1 else [xs[0] / 1.2, xs[0] * 1.2]  # one budget: a short band around it
             ax.fill_between(bx, lo if len(xs) > 1 else lo * 2, hi if len(xs) > 1 else hi * 2, color="tab:gray",
                             alpha=0.25, lw=0, label="random (95 % CI, seeds)")
             ax.plot(xs, ys, color="tab:gray", marker="o", lw=1)
             continue
         err = [[_err(r)[k] for r in rs] for k in (0, 1)]
+        xs = [x * 1.03 ** (i - len(lines) / 2) for x in xs]  # a small offset per strategy: bars do not overlap
         ax.errorbar(xs, ys, yerr=err, marker=markers[i % len(markers)], color=color, label=strat, capsize=3, lw=1.2)
     for name, (color, ls) in refs.items():
         r = next((r for r in pts if r["strategy"] == name), None)
@@ -213,11 +226,15 @@ def plot(rows: list[dict], path: Path) -> str | None:
     ax.set_xscale("log")
     xs_all = sorted({_x(r["budget"]) for r in pts if _x(r["budget"]) is not None})
     if xs_all:
+        from matplotlib.ticker import NullFormatter
+
         ax.set_xticks(xs_all)
         ax.set_xticklabels([f"{x:g}" for x in xs_all])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("budget (% of pool)")
     ax.set_ylabel("AvgA (×100)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -251,7 +268,8 @@ def plot_delta(rows: list[dict], path: Path) -> str | None:
     ax.set_yticks(ys)
     ax.set_yticklabels([f"{r['strategy']} @ {r['budget']}" for r in pts], fontsize=8)
     ax.set_xlabel(f"Δ AvgA vs {pts[0]['reference'].split(' @ ')[0]} at the same budget (points, paired 95 % CI)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -76,6 +76,12 @@ def _rel(p: str) -> str:
         return p
 
 
+def _run_place(path: str) -> str:
+    """A record's run folder, or the record file itself for a committed copy (results/records/<id>/<run>.record.json)."""
+    p = Path(path)
+    return str(p) if p.name not in ("record.json", "record.failed.json") else str(p.parent)
+
+
 def _mean_std(vals):
     v = pd.Series([x for x in vals if x is not None], dtype=float) * 100
     if v.empty:
@@ -139,7 +145,7 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
         row["_items"] = corr if corr and all(c is not None for c in corr) else None
         ci = stats.bootstrap_ci(row["_items"]) if row["_items"] else None
         row["AvgA_ci_low"], row["AvgA_ci_high"] = (round(100 * ci[0], 2), round(100 * ci[1], 2)) if ci else (None, None)
-        row["run_dirs"] = " ".join(sorted(_rel(str(Path(r["_path"]).parent)) for r in rs))
+        row["run_dirs"] = " ".join(sorted(_rel(_run_place(r["_path"])) for r in rs))
         row["commits"] = " ".join(sorted({((r.get("git") or {}).get("sha") or "?")[:12] for r in rs}))
         row["wandb_runs"] = " ".join(sorted({_rel(str(r["wandb"]).removeprefix("offline:")) if
                                              str(r["wandb"]).startswith("offline:") else str(r["wandb"])
