@@ -266,7 +266,7 @@ CLI = [  # (module main, argv, expected message) — the other command-line tool
     ("diq.practice.__main__", ["export", "--out", "{out}", "--items", "{missing}"], r"--items .*missing.jsonl: no such file"),
     ("diq.diagnose", ["{out}", "--proj-dim", "-5"], r"--proj-dim=-5: a projection size"),
     ("diq.report", ["--render", "{missing}"], r"--render .*missing.jsonl: no such file"),
-    ("diq.report", ["--render", "{pool}"], r"not a diq.report table: it has no column 'budget'"),
+    ("diq.report", ["--render", "{pool}"], r"not a diq.report table: it has no column '(budget|strategy)'"),
     ("diq.report", ["--records", "{out}", "--table", "../up"], r"table name '../up': letters, digits"),
     ("diq.report", ["--check", "--out", "{out}"], r"--check: no results CSV in .*out"),
     # the benches: every argument checked before a model loads (a bad --out used to lose the measurement at the end)

@@ -72,6 +72,7 @@ def _cell(selection: str, tmp: Path, cache: Path, data: Path, **over) -> dict:
 
     args = ["experiment=sensitivity", f"selection={selection}", f"cache_dir={cache}", "logger=disabled",
             "pool.limit=12", "pool.planted.n_entities=8", "pool.planted.n_wrong=2",
+            "train.effective_batch=2", "train.micro_batch=2",  # 8 samples: 4 steps an epoch, 40 in all
             f"eval.tasks.0.local.path={data / 'benchmark.jsonl'}", f"eval.tasks.0.validation.path={data / 'validation.jsonl'}",
             *[f"{k}={v}" for k, v in over.items()]]
     cfg = compose(args)
