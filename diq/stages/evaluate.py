@@ -48,7 +48,8 @@ def eval_stage(cfg, tracker, rec: dict, adapter, stage_key, model_path: str | No
             write_json(gen_stage.path / "generations.json",
                        evaluation.generate(model_path, adapter, cfg.eval, samples_dir=gen_stage.path / "samples"))
             gen_stage.finish()
-    stage = StageDir(cfg.cache_dir, "match", {"match_version": 1, "generations": gen_stage.key,
+    stage = StageDir(cfg.cache_dir, "match", {"match_version": 2,  # 2: a multiple-choice target logged as text
+                                              "generations": gen_stage.key,
                                               "matcher": matcher})
     with stage.lock():
         if stage.done:
