@@ -124,6 +124,10 @@ def test_local_mc_task_matches_independent_loglikelihood(tiny_path, tmp_path):
     assert res["tasks"]["bench"]["n"] == 12
     assert res["tasks"]["bench"]["value"] == pytest.approx(expected)
     assert res["averages"]["AvgS"] == pytest.approx(expected)
+    # per-item correctness in the record adds up to the score (lm-eval logs the target index as text)
+    t = res["tasks"]["bench"]
+    assert t["per_item_correct"]["correct"].count("1") == round(expected * 12)
+    assert t["gold_letters"] == {"A": 3, "B": 3, "C": 3, "D": 3}
 
 
 def test_unknown_task_and_missing_file(tiny_path, tmp_path):
