@@ -188,6 +188,18 @@ PALETTE = ["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:
            "navy", "goldenrod", "teal", "magenta", "sienna", "slateblue"]  # no gray (random) or green (oracle)
 
 
+def _save(fig, ax, path: Path) -> str:
+    """The legend outside the axes (when anything is labelled), then the file."""
+    import matplotlib.pyplot as plt
+
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
+
+
 def plot(rows: list[dict], path: Path) -> str | None:
     """AvgA by budget: one line per strategy with its 95 % CI bars; random as a band (its CI over items and seeds);
     the base model and the oracle as horizontal reference lines; the legend outside the axes."""
@@ -233,12 +245,7 @@ def plot(rows: list[dict], path: Path) -> str | None:
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("budget (% of pool)")
     ax.set_ylabel("AvgA (×100)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, ax, path)
 
 
 def plot_delta(rows: list[dict], path: Path) -> str | None:
@@ -268,9 +275,4 @@ def plot_delta(rows: list[dict], path: Path) -> str | None:
     ax.set_yticks(ys)
     ax.set_yticklabels([f"{r['strategy']} @ {r['budget']}" for r in pts], fontsize=8)
     ax.set_xlabel(f"Δ AvgA vs {pts[0]['reference'].split(' @ ')[0]} at the same budget (points, paired 95 % CI)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, ax, path)
