@@ -59,10 +59,7 @@ def generation_items(logged: list[dict], otype: str) -> list[dict]:
     out = []
     for x in logged:
         doc = x.get("doc") or {}
-        target = x["target"]
-        if otype == "multiple_choice" and isinstance(target, str) and target.strip().isdigit():
-            target = int(target)  # lm-eval logs a multiple-choice target as its index, in text
-        it = {"doc_id": x["doc_id"], "id": doc.get("id"), "target": target, "resps": x["resps"],
+        it = {"doc_id": x["doc_id"], "id": doc.get("id"), "target": x["target"], "resps": x["resps"],
               "filtered": x["filtered_resps"]}
         letters = doc.get("letters")
         if otype == "multiple_choice":
@@ -96,7 +93,7 @@ def _outcome(it: dict) -> dict:
     """Prediction, gold label and rule of an ``mc`` or ``gen`` item (no answer matcher involved)."""
     if it["kind"] == "mc":
         lls, letters, tgt = it["lls"], it.get("letters"), it["target"]
-        tgt = int(tgt) if isinstance(tgt, str) and tgt.strip().isdigit() else tgt  # generations cached before the fix
+        tgt = int(tgt) if isinstance(tgt, str) and tgt.strip().isdigit() else tgt  # lm-eval logs the index as text
         pred = max(range(len(lls)), key=lambda i: lls[i]) if lls else None
         lab = (lambda i: letters[i] if letters and i is not None and 0 <= i < len(letters) else str(i))  # noqa: E731
         return {"pred": lab(pred), "gold": lab(tgt) if isinstance(tgt, int) else str(tgt), "rule": "loglikelihood"}
