@@ -7,6 +7,7 @@ process never leaves a file that looks complete. A stage directory counts as com
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -85,6 +86,30 @@ def read_json(path) -> Any:
         return json.load(f)
 
 
+# read-only caches whose finished entries a run may reuse (``cache_from=[…]``); new work goes to ``cache_dir``
+_REUSE_FROM: list[Path] = []
+
+
+@contextmanager
+def reuse_from(roots) -> Any:
+    """For the duration of a run: finished stage entries are also looked up in these (read-only, shared) caches."""
+    old = list(_REUSE_FROM)
+    _REUSE_FROM[:] = [Path(os.path.expanduser(str(r))) for r in (roots or [])]
+    try:
+        yield
+    finally:
+        _REUSE_FROM[:] = old
+
+
+def _owner(path: Path) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(path.stat().st_uid).pw_name
+    except (KeyError, OSError, ImportError):
+        return "another user"
+
+
 class StageDir:
     """A content-addressed directory for one stage's outputs: ``<root>/<stage>/<key[:16]>``.
 
@@ -99,12 +124,34 @@ class StageDir:
         self.key_material = key_material
         self.stage = stage
         self.path = Path(root) / stage / self.key[:16]
+        self.shared = False  # True: a finished entry of a read-only cache (cache_from), reused in place
+        if not (self.path / DONE).exists():
+            for r in _REUSE_FROM:
+                other = r / stage / self.key[:16]
+                if (other / DONE).exists() and self._damage_at(other) is None:
+                    self.path, self.shared = other, True
+                    break
 
     @contextmanager
     def lock(self):
-        """Exclusive per-stage lock (``flock`` on ``<key>.lock``; released on exit, or by the OS if the process dies)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.parent / f"{self.path.name}.lock", "a") as f:
+        """Exclusive per-stage lock (``flock`` on ``<key>.lock``; released on exit, or by the OS if the process dies).
+        A finished entry needs no lock to be read: in a read-only cache, or one whose lock another user owns, it is
+        reused as it is; an unfinished one there stops with the fix (a writable ``cache_dir``)."""
+        if self.shared:
+            yield self
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(self.path.parent / f"{self.path.name}.lock", "a")
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            if self.done:
+                log.info(f"{self.stage}/{self.path.name}: reusing it from a cache this user cannot write")
+                yield self
+                return
+            raise self._not_writable(e) from None
+        with f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -128,13 +175,26 @@ class StageDir:
             return False
         return True
 
+    def _not_writable(self, e: OSError) -> Exception:
+        from .errors import DiqError
+
+        root = self.path.parents[len(Path(self.stage).parts)]
+        who = "it is read-only" if e.errno == errno.EROFS else f"it belongs to {_owner(self.path.parent)}"
+        return DiqError(f"the {self.stage} stage must be computed, but its cache entry {self.path} cannot be written "
+                        f"({who}: {e.strerror})\n  fix: keep reusing that cache and write new work to your own: "
+                        f"cache_dir=<a folder you can write> 'cache_from=[{root}]'")
+
     def _damage(self) -> str | None:
+        return self._damage_at(self.path)
+
+    @staticmethod
+    def _damage_at(path: Path) -> str | None:
         try:
-            meta = read_json(self.path / DONE)
+            meta = read_json(path / DONE)
         except (OSError, ValueError) as e:
             return f"unreadable {DONE}: {type(e).__name__}"
         for rel, size in (meta.get("files") or {}).items():
-            f = self.path / rel
+            f = path / rel
             if not f.exists():
                 return f"missing {rel}"
             if f.stat().st_size != size:
@@ -142,9 +202,14 @@ class StageDir:
         return None
 
     def begin(self) -> Path:
-        if self.path.exists() and not self.done:
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.path.exists() and not self.done:
+                shutil.rmtree(self.path)
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise self._not_writable(e) from None
         return self.path
 
     def finish(self, meta: dict | None = None) -> None:

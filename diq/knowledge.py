@@ -8,8 +8,12 @@ random. Every fact appears in three places, always in different wordings:
 - (a) **in-domain SFT samples**, one per drug, mixed into the pool: a question in the teaching wording (template set
   A) → a reasoning that states all four facts (set A′) → a final response that states the fact asked (A′);
 - (b) **a 4-option benchmark** (``benchmark.jsonl``, 160 items: every fact of every drug) in a second wording (set
-  B); the three distractors are the same fact of other drugs, so exposure to a name alone does not help; the gold
-  letters are balanced (chance = 25 %). It is evaluated through the normal ``eval`` path as a local benchmark;
+  B); the distractors are values of the same kind that no teaching sample states (invented enzymes and antidotes,
+  real conditions and effects no drug here has), except that an item whose fact has a wrong-fact copy in the pool
+  offers that copy's wrong value as one distractor. A drug whose teaching sample was not selected therefore stays at
+  chance instead of being pulled towards the values taught for other drugs, and a selected wrong copy costs its item.
+  The gold letters are balanced (chance = 25 %). It is evaluated through the normal ``eval`` path as a local
+  benchmark;
 - (c) **validation items** (``validation.jsonl``, two facts per drug) in a third wording (set C), with a reasoning
   sentence in C′: disjoint from the benchmark items.
 
@@ -52,6 +56,20 @@ _AE = ["tinnitus", "hiccups", "gum overgrowth", "blue vision", "hair loss", "tas
        "excessive thirst", "skin peeling", "jaw pain", "itchy scalp", "sneezing", "red urine", "gynecomastia",
        "hot flushes", "bruising", "constipation", "palpitations", "double vision", "facial flushing", "dry eyes",
        "foot numbness", "metallic taste", "joint stiffness", "hair darkening", "tremor"]
+
+# (b)'s distractors: values of the same kind that no teaching sample states (the antidote decoys are built from
+# the same syllables as the real antidotes, excluding them)
+_DECOY_ENZ = ["Akrase", "Bexlase", "Corvase", "Dintase", "Elmase", "Furdase", "Gavrase", "Holtase", "Imrase",
+              "Jovlase", "Kintase", "Lomase", "Marvase", "Nuldase", "Opase", "Perkase", "Quenase", "Rovlase", "Sentase",
+              "Tolvase", "Ulmase", "Vardase", "Wimase", "Xerlase"]
+_DECOY_IND = ["bursitis", "gastritis", "otitis media", "cellulitis", "conjunctivitis", "cholangitis", "nephrolithiasis",
+              "keratitis", "tendinitis", "pleurisy", "gingivitis", "sciatica", "hepatitis", "laryngitis", "colitis",
+              "scleroderma", "dermatitis", "uveitis", "myocarditis", "cystitis", "thrombophlebitis", "appendicitis",
+              "pericarditis", "bronchiolitis"]
+_DECOY_AE = ["dizziness", "nausea", "rash", "sleepwalking", "headache", "drowsiness", "weight gain", "diarrhea",
+             "blurred vision", "dry mouth", "anxiety", "back pain", "fatigue", "cold hands", "earache", "sore throat",
+             "mouth ulcers", "brittle teeth", "heartburn", "lip swelling", "restlessness", "cold sores",
+             "eye redness", "runny nose"]
 
 # (a) the teaching question and (A') the statement of each fact; (B) the benchmark's wording; (C, C') validation's
 TEACH_Q = {"mechanism": "How does {drug} work at the molecular level?",
@@ -119,22 +137,40 @@ def in_domain(ents: list[dict]) -> list[dict]:
     return out
 
 
-def wrong_copies(ents: list[dict], n: int, seed: int = 0) -> list[dict]:
-    """Copies of ``n`` drugs' teaching samples with the asked fact swapped for another drug's (the reasoning says
-    the same wrong fact)."""
+def swaps(ents: list[dict], n: int, seed: int = 0) -> list[tuple[int, str, int]]:
+    """The ``n`` wrong-fact swaps (drug index, the fact swapped, the drug whose value replaces it), seeded."""
     rng = random.Random(f"knowledge-wrong:{seed}")
     out = []
     for i in sorted(rng.sample(range(len(ents)), n)):
-        e, attr = ents[i], ATTRS[i % 4]
-        other = ents[(i + 1 + rng.randrange(len(ents) - 1)) % len(ents)]
+        out.append((i, ATTRS[i % 4], (i + 1 + rng.randrange(len(ents) - 1)) % len(ents)))
+    return out
+
+
+def wrong_copies(ents: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """Copies of ``n`` drugs' teaching samples with the asked fact swapped for another drug's (the reasoning says
+    the same wrong fact)."""
+    out = []
+    for i, attr, j in swaps(ents, n, seed):
+        e, other = ents[i], ents[j]
         bad = {**e, attr: other[attr]}
         out.append({"id": "pk:" + sha256_text(f"bad:{e['drug']}:{attr}:{other['drug']}")[:12],
                     **teaching_sample(bad, attr)})
     return out
 
 
+def decoys(ents: list[dict]) -> dict[str, list[str]]:
+    """Per fact, values no teaching sample states (the benchmark's distractors)."""
+    taken = {a: {e[a] for e in ents} for a in ATTRS}
+    anti = [p + v + s for p in _PRE for v in ("a", "o", "i") for s in _ASUF]
+    out = {"mechanism": [f"inhibition of {x}" for x in _DECOY_ENZ], "indication": _DECOY_IND,
+           "adverse_effect": _DECOY_AE, "antidote": anti}
+    return {a: [x for x in out[a] if x not in taken[a]] for a in ATTRS}
+
+
 def _mcq(ents: list[dict], pairs: list[tuple[int, str]], template: dict, seed: str,
-         reasoning: dict | None = None) -> list[dict]:
+         reasoning: dict | None = None, distractors=None) -> list[dict]:
+    """Items with balanced gold letters; ``distractors(i, attr, rng)`` gives three wrong values (by default the
+    same fact of three other drugs)."""
     rng = random.Random(seed)
     order = list(range(len(pairs)))
     rng.shuffle(order)
@@ -142,7 +178,8 @@ def _mcq(ents: list[dict], pairs: list[tuple[int, str]], template: dict, seed: s
     for pos, j in enumerate(order):  # gold letters balanced: the j-th item (shuffled) gets letter pos % 4
         i, attr = pairs[j]
         e = ents[i]
-        distract = rng.sample([x[attr] for x in ents if x is not e], 3)
+        distract = (distractors(i, attr, rng) if distractors
+                    else rng.sample([x[attr] for x in ents if x is not e], 3))
         gold = pos % 4
         opts = distract[:gold] + [e[attr]] + distract[gold:]
         item = {"id": f"{seed.split(':')[0]}:{e['drug']}:{attr}", "question": template[attr].format(**e),
@@ -153,9 +190,19 @@ def _mcq(ents: list[dict], pairs: list[tuple[int, str]], template: dict, seed: s
     return items
 
 
-def benchmark(ents: list[dict], seed: int = 0) -> list[dict]:
-    """(b): every fact of every drug as a 4-option item in wording B, gold letters balanced."""
-    return _mcq(ents, [(i, a) for i in range(len(ents)) for a in ATTRS], BENCH_Q, f"bench:{seed}")
+def benchmark(ents: list[dict], seed: int = 0, n_wrong: int = 12) -> list[dict]:
+    """(b): every fact of every drug as a 4-option item in wording B, gold letters balanced; distractors no sample
+    states, plus the wrong value of the fact's wrong-fact copy where the pool has one (``n_wrong`` as in
+    conf/pool/knowledge.yaml)."""
+    pool = decoys(ents)
+    wrong = {(i, attr): ents[j][attr] for i, attr, j in swaps(ents, n_wrong, seed)}
+
+    def distract(i: int, attr: str, rng: random.Random) -> list[str]:
+        known = [wrong[i, attr]] if (i, attr) in wrong else []
+        return rng.sample(known + rng.sample(pool[attr], 3 - len(known)), 3)
+
+    return _mcq(ents, [(i, a) for i in range(len(ents)) for a in ATTRS], BENCH_Q, f"bench:{seed}",
+                distractors=distract)
 
 
 def validation(ents: list[dict], seed: int = 0) -> list[dict]:
@@ -180,11 +227,11 @@ def plant(records: list[dict], pcfg) -> tuple[list[dict], dict[str, str]]:
     return list(records) + good + bad, origins
 
 
-def write(out: Path, n: int = 40, seed: int = 0) -> list[Path]:
+def write(out: Path, n: int = 40, seed: int = 0, n_wrong: int = 12) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     ents = entities(n, seed)
     files = []
-    for name, rows in (("benchmark.jsonl", benchmark(ents, seed)), ("validation.jsonl", validation(ents, seed))):
+    for name, rows in (("benchmark.jsonl", benchmark(ents, seed, n_wrong)), ("validation.jsonl", validation(ents, seed))):
         p = out / name
         p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         files.append(p)

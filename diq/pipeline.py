@@ -71,6 +71,7 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker, rec: dict) -> dict:
     pref = read_preferences(cfg, rec)
     strat = build_strategy(cfg.selection)
 
+    rec["stage"] = "pool"  # the stage running now: a failed record names it (run() drops it when the run completes)
     records, origins, decontam = pool_stage(cfg, out_dir, rec)
     base_only, full = strat.name == "none", strat.name == "full"
     k = len(records) if full else 0 if base_only else budget_k(cfg.budget.fraction, len(records))
@@ -86,6 +87,7 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker, rec: dict) -> dict:
             [("dpo.lora", cfg.dpo.lora)] if pref is not None and cfg.dpo.get("adapter") == "stack" else []))
 
     t = time.time()
+    rec["stage"] = "score"
     scores = score_stage(cfg, out_dir, rec, records, strat.needs, decontam)
     seconds["score"] = time.time() - t
     if cfg.stop_after == "score":
@@ -96,19 +98,23 @@ def pipeline(cfg: DictConfig, out_dir: Path, tracker, rec: dict) -> dict:
         rec.update(n_selected=0, selection_hash=None)
     else:
         t = time.time()
+        rec["stage"] = "select"
         sel = select_stage(cfg, out_dir, tracker, rec, records, scores, strat, k, origins)
         seconds["select"] = rec["seconds_computed"]["select"] = time.time() - t
     if cfg.stop_after == "select" or (base_only and cfg.stop_after == "train"):
         return rec
     if not base_only:
+        rec["stage"] = "train"
         adapter, stage_key = train_stage(cfg, tracker, rec, records, sel.ids)
     if cfg.stop_after == "train":
         return rec
 
     eval_model = None
     if pref is not None:
+        rec["stage"] = "dpo"
         adapter, stage_key, eval_model = dpo_stage(cfg, tracker, rec, adapter, stage_key, pref)
     if cfg.stop_after == "dpo":
         return rec
+    rec["stage"] = "eval"
     eval_stage(cfg, tracker, rec, adapter, stage_key, eval_model)
     return rec

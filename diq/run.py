@@ -20,8 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from . import config as _schemas  # noqa: F401 - registers the typed config schemas (diq/config.py)
-from .artifacts import write_json
-from .errors import DiqError
+from .artifacts import reuse_from, write_json
+from .errors import DiqError, DiskFull, disk_full
 from .pipeline import STAGES, cell_hash, config_hash, pipeline  # noqa: F401 - the run's hashes, re-exported
 from .record import git_info
 from .tracking import Tracker
@@ -80,6 +80,9 @@ def summary_text(rec: dict) -> str:
                  f"  (total {rec.get('seconds_total', 0):.1f})")
     name = "record.json" if rec.get("status") == "complete" else "record.failed.json"
     lines.append(f"  record: {rec['output_dir']}/{name}   W&B: {rec.get('wandb') or 'disabled'}")
+    if rec.get("wandb_fallback"):
+        lines.append(f"  W&B was unreachable ({rec['wandb_fallback']['reason']}): logged offline; sync later: "
+                     f"{rec['wandb_fallback']['sync']}")
     if rec.get("error"):
         lines.append(f"  ERROR: {rec['error']}")
     lines.append("=" * 72)
@@ -124,7 +127,9 @@ def run(cfg: DictConfig) -> dict:
     cell = cell_of(overrides)
     rec: dict = {"experiment": cfg.experiment_name, "strategy": cfg.selection.name, "budget_fraction": cfg.budget.fraction,
                  "seed": cfg.seed, "model": cfg.model.name, "seconds": {s: 0.0 for s in STAGES}, "output_dir": str(out_dir),
-                 "wandb": tracker.path, "cell": cell, "overrides": overrides,
+                 "wandb": tracker.path, **({"wandb_fallback": {"reason": tracker.fallback, "sync": tracker.sync_command}}
+                                           if tracker.fallback else {}),
+                 "cell": cell, "overrides": overrides,
                  "command": "python -m diq.run" + (" -m" if mode == "multirun" else "") +
                  "".join(f" {o}" for o in overrides) if overrides else None,
                  "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat()}
@@ -138,13 +143,20 @@ def run(cfg: DictConfig) -> dict:
     if cfg.get("hub_fixtures"):  # for this run only: every hub read (datasets, lm-eval tasks) goes to the fixtures
         os.environ["DIQ_HUB_FIXTURES"] = str(cfg.hub_fixtures)
     try:
-        pipeline(cfg, out_dir, tracker, rec)
+        with reuse_from(cfg.get("cache_from")):
+            pipeline(cfg, out_dir, tracker, rec)
         rec["status"] = "complete"
+        rec.pop("stage", None)
         exit_code = 0
     except DiqError as e:
         rec.update(status="failed", error=str(e))
         raise
     except BaseException as e:
+        full = disk_full(e)
+        if full is not None:
+            err = _disk_full_error(full, rec, cfg, out_dir)
+            rec.update(status="failed", error=str(err))
+            raise err from None
         rec.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-4000:])
         raise
     finally:
@@ -156,7 +168,15 @@ def run(cfg: DictConfig) -> dict:
             os.environ["DIQ_HUB_FIXTURES"] = old_fixtures
         rec["seconds_total"] = time.time() - t0
         rec["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        write_json(out_dir / ("record.json" if rec["status"] == "complete" else "record.failed.json"), rec)
+        try:
+            write_json(out_dir / ("record.json" if rec["status"] == "complete" else "record.failed.json"), rec)
+        except OSError as e:  # a full disk: say so, and keep the error that stopped the run
+            print(f"\nwarning: could not write the run's record in {out_dir}: {e}", file=sys.stderr, flush=True)
+            if rec["status"] == "complete":
+                rec.update(status="failed", error=f"the record could not be written: {e}")
+                raise DiskFull(f"the run finished but its record could not be written in {out_dir}: {e}\n  fix: free "
+                               f"space there and rerun the same command (every stage is cached: it only writes the "
+                               f"record)") from None
         if rec["status"] == "complete":
             marker.unlink(missing_ok=True)
         tracker.summary({"seconds_total": rec["seconds_total"], "status": rec["status"],
@@ -165,6 +185,28 @@ def run(cfg: DictConfig) -> dict:
         tracker.finish(exit_code)
         print(summary_text(rec), flush=True)
     return rec
+
+
+def _disk_full_error(exc: BaseException, rec: dict, cfg, out_dir: Path) -> DiskFull:
+    """The named error for a write that failed on a full disk: where, which stage, what is kept, and the fix."""
+    import shutil
+
+    stage = rec.get("stage") or "?"
+    path = getattr(exc, "filename", None)
+    order = ["pool", *STAGES]
+    before = [s for s in order[1:order.index(stage)] if s != "dpo" or rec.get("dpo")] if stage in order else []
+    free = []
+    for d in dict.fromkeys([str(cfg.cache_dir), str(out_dir)]):
+        try:
+            free.append(f"{d}: {shutil.disk_usage(d).free / 2**20:.0f} MiB free")
+        except OSError:
+            pass
+    return DiskFull(f"the disk is full (or a file-size limit was reached) while the {stage} stage was writing"
+                    f"{' ' + str(path) if path else ''}: {exc}\n  ({'; '.join(free)})\n  kept: the stages finished "
+                    f"before it ({', '.join(before) or 'none'}) stay cached; the {stage} stage was not marked done and "
+                    f"its partial files are wiped on the next run\n  fix: free space, or give cache_dir= (stage "
+                    f"outputs) or hydra.run.dir= (run folders) a larger disk, then rerun the same command: only the "
+                    f"{stage} stage and those after it are computed")
 
 
 def _main_thread() -> bool:

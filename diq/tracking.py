@@ -5,16 +5,20 @@ Keys come from the environment only (``WANDB_API_KEY``); nothing here reads or w
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 
 class Tracker:
     def __init__(self, cfg: DictConfig, *, config: dict, group: str, job_type: str, tags: list[str], name: str,
                  out_dir: str):
         self.run = None
+        self.fallback = None
         self.mode = cfg.mode
         if self.mode not in ("online", "offline", "disabled"):
             from .errors import DiqError
@@ -25,10 +29,36 @@ class Tracker:
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(project=cfg.project, entity=cfg.get("entity"), mode=self.mode, group=group,
+        self.fallback: str | None = None  # why an online run logs offline instead (W&B unreachable)
+
+        def init(mode: str):
+            return wandb.init(project=cfg.project, entity=cfg.get("entity"), mode=mode, group=group,
                               job_type=job_type, tags=tags, name=name, config=config,
                               dir=cfg.get("dir") or out_dir, reinit="finish_previous",
-                              settings=wandb.Settings(console="off", x_disable_stats=True))
+                              settings=wandb.Settings(console="off", x_disable_stats=True,
+                                                      init_timeout=float(cfg.get("init_timeout") or 60)))
+        try:
+            self.run = init(self.mode)
+        except Exception as e:  # noqa: BLE001 - W&B down, a proxy, a bad key: the run goes on, logged offline
+            if self.mode != "online":
+                raise
+            self.fallback = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            self.mode = "offline"
+            self.run = init("offline")
+            log.warning(f"W&B is unreachable in online mode ({self.fallback}); this run logs offline to "
+                        f"{self.offline_dir} and goes on (its local record is complete)\n  sync later: "
+                        f"{self.sync_command}")
+
+    @property
+    def offline_dir(self) -> str | None:
+        """The offline run's folder (what ``wandb sync`` takes)."""
+        from pathlib import Path
+
+        return str(Path(self.run.dir).parent) if self.run is not None and self.mode == "offline" else None
+
+    @property
+    def sync_command(self) -> str | None:
+        return f"wandb sync {self.offline_dir}" if self.offline_dir else None
 
     @property
     def path(self) -> str | None:

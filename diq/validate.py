@@ -172,6 +172,8 @@ def check_judge(cfg: DictConfig, judged: bool) -> None:
         _num(j.get("timeout", 60), "judge.timeout", 1e-3, 86400.0, "seconds per request, e.g. 60")
         _int(j.get("max_retries", 5), "judge.max_retries", 0, fix="retries per request, e.g. 5")
         _num(j.get("backoff", 1.0), "judge.backoff", 0.0, 3600.0, "seconds of the first retry's wait, e.g. 1")
+        _num(j.get("max_wait", 60.0), "judge.max_wait", 0.0, 86400.0, "the longest wait between two tries "
+                                                                        "(Retry-After included), e.g. 60")
 
 
 def check_classifier(block, key: str) -> None:
@@ -290,7 +292,25 @@ def check_writable(path, key: str) -> None:
             pass
     except OSError as e:
         raise DiqError(f"{key}={path}: cannot write there ({e.strerror or type(e).__name__})\n  fix: point {key} at a "
-                       f"writable folder (for a shared read-only cache: cache_dir=<your own folder>)") from None
+                       f"writable folder; to reuse a shared read-only cache, name it in cache_from: cache_dir=<your own folder> "
+                       f"'cache_from=[{path}]'") from None
+
+
+def check_cache_from(roots) -> None:
+    """``cache_from``: a list of existing folders (read-only caches to reuse from)."""
+    import os
+    from pathlib import Path
+
+    from omegaconf import ListConfig
+
+    if roots is None:
+        return
+    if not isinstance(roots, (list, ListConfig)):
+        raise DiqError(f"cache_from={roots!r}: use a list of cache folders\n  fix: 'cache_from=[/shared/lab/diq_cache]'")
+    for i, r in enumerate(roots):
+        if not Path(os.path.expanduser(str(r))).is_dir():
+            raise DiqError(f"cache_from[{i}]={r}: no such folder\n  fix: name an existing diq cache (a folder holding "
+                           f"scores/, train/, eval/ …), or drop it from cache_from")
 
 
 def validate(cfg: DictConfig, here: bool = True) -> None:
@@ -300,6 +320,7 @@ def validate(cfg: DictConfig, here: bool = True) -> None:
     check_secret_names(cfg)
     if here:
         check_writable(cfg.cache_dir, "cache_dir")
+        check_cache_from(cfg.get("cache_from"))
     _int(cfg.seed, "seed", 0, fix="seed=0 (a non-negative integer)")
     if cfg.decontaminate not in ("warn", "drop", "fail", "off"):
         raise DiqError(f"decontaminate={cfg.decontaminate!r}; choose drop, warn, fail or off")

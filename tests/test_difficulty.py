@@ -67,8 +67,9 @@ def test_unparseable_ratings_fail_clearly_and_keep_partial(server, tmp_path):
     judge_records(j, RECS[:3], ["overall"], part)
     assert len(part.read_text().splitlines()) == 3
     FakeOpenAI.mode = "garbage"
-    with pytest.raises(DiqError, match=r"failed 2 times; last error: ValueError: no rating 1-5[\s\S]*ratings obtained "
-                                       r"so far are kept"):
+    with pytest.raises(DiqError, match=r"failed 3 times \(2 retries[\s\S]*last error: ValueError: no rating 1-5"
+                                       r"[\s\S]*3 of 6 ratings are done \(0 in this run\), kept in [\s\S]*rerun the "
+                                       r"same command; only the 3 missing"):
         judge_records(j, RECS, ["overall"], part)
     assert len(part.read_text().splitlines()) == 3  # nothing lost
     FakeOpenAI.mode, FakeOpenAI.calls = "text", 0
@@ -78,7 +79,7 @@ def test_unparseable_ratings_fail_clearly_and_keep_partial(server, tmp_path):
 
 def test_endpoint_down(tmp_path):
     j = OpenAIJudge("http://127.0.0.1:9/v1", "m", backoff=0.01, max_retries=2, timeout=2)
-    with pytest.raises(DiqError, match=r"judge endpoint http://127.0.0.1:9/v1/chat/completions failed 2 times"):
+    with pytest.raises(DiqError, match=r"judge endpoint http://127.0.0.1:9/v1/chat/completions failed 3 times"):
         judge_records(j, RECS[:1], ["overall"], tmp_path / "x.jsonl")
 
 

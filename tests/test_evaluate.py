@@ -138,3 +138,20 @@ def test_unknown_task_and_missing_file(tiny_path, tmp_path):
     cfg.tasks = [{"name": "b", "local": {"path": str(tmp_path / "none.jsonl"), "mode": "mc"}}]
     with pytest.raises(DiqError, match="benchmark file not found"):
         evaluate(tiny_path, None, cfg)
+
+
+def test_an_edited_benchmark_file_is_evaluated_again_not_read_from_the_cache(tmp_path):
+    """The generations' cache key holds the content hash of every local file the eval config names: editing a local
+    benchmark (same path) changes the key, so its earlier generations are never reused for the new content."""
+    from diq.stages.evaluate import data_files
+
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text('{"id": "a", "question": "q?", "options": ["x", "y"], "answer": "A"}\n')
+    cfg = {"tasks": [{"name": "t", "local": {"path": str(bench)}}], "path": None, "prompt": "diq",
+           "knowledge": "pkg://diq/data/knowledge/benchmark.jsonl"}
+    before = data_files(cfg)
+    assert set(before) == {str(bench), "pkg://diq/data/knowledge/benchmark.jsonl"}
+    bench.write_text('{"id": "a", "question": "q?", "options": ["x", "z"], "answer": "A"}\n')
+    after = data_files(cfg)
+    assert after[str(bench)] != before[str(bench)] and after["pkg://diq/data/knowledge/benchmark.jsonl"] == \
+        before["pkg://diq/data/knowledge/benchmark.jsonl"]

@@ -11,6 +11,7 @@ Backends:
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
@@ -66,12 +67,43 @@ class LocalJudge:
         return out
 
 
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}  # worth retrying; any other HTTP error is the request's fault
+
+
+class JudgeError(DiqError):
+    """The endpoint gave up (retries spent) or refused the request (a status that retrying cannot fix)."""
+
+
+def retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds, or an HTTP date), capped; None without one."""
+    if not value:
+        return None
+    try:
+        wait = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            wait = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(wait, 0.0), cap)
+
+
 class OpenAIJudge:
+    """Chat completions over urllib. Retried, with exponential backoff capped at ``max_wait`` seconds per wait (or the
+    server's ``Retry-After``, capped alike): 408/409/425/429/5xx, timeouts, refused or dropped connections, a reply
+    that is not JSON or has no rating. Any other HTTP status (400, 401, 403, 404, 422…) stops at once with the fix."""
+
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
-                 max_retries: int = 5, backoff: float = 1.0, logprobs: bool = True):
+                 max_retries: int = 5, backoff: float = 1.0, logprobs: bool = True, max_wait: float = 60.0):
+        if max_retries < 0 or timeout <= 0 or backoff < 0 or max_wait < 0:
+            raise DiqError(f"judge: max_retries={max_retries}, timeout={timeout}, backoff={backoff}, "
+                           f"max_wait={max_wait}\n  fix: max_retries >= 0, timeout > 0, backoff >= 0, max_wait >= 0")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.timeout, self.max_retries, self.backoff, self.logprobs = model, timeout, max_retries, backoff, logprobs
-        self.api_key_env = api_key_env
+        self.api_key_env, self.max_wait = api_key_env, max_wait
+        self.waited = 0.0  # seconds spent in backoff (reported when the judge gives up)
 
     def _post(self, payload: dict) -> dict:
         headers = {"Content-Type": "application/json"}
@@ -80,7 +112,11 @@ class OpenAIJudge:
             headers["Authorization"] = f"Bearer {key}"
         req = urllib.request.Request(self.url, data=json.dumps(payload).encode(), headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=self.timeout) as r:  # noqa: S310 - URL comes from config
-            return json.loads(r.read().decode())
+            body = r.read().decode("utf-8", errors="replace")
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ValueError(f"the reply is not JSON: {body[:80]!r}") from None
 
     @staticmethod
     def parse(resp: dict) -> float:
@@ -97,21 +133,38 @@ class OpenAIJudge:
             raise ValueError(f"no rating 1-5 in reply {choice['message']['content']!r}")
         return float(m.group(0))
 
+    def _refused(self, e: urllib.error.HTTPError) -> JudgeError:
+        fix = {401: f"set the key in ${self.api_key_env} (judge.api_key_env names the variable)",
+               403: f"the key in ${self.api_key_env} may not use this model or endpoint",
+               404: f"check judge.base_url (it ends in /v1: {self.url}) and judge.model_name={self.model!r}"}
+        return JudgeError(f"judge endpoint {self.url} refused the request: HTTP {e.code} {e.reason}; retrying "
+                          f"cannot fix this\n  fix: {fix.get(e.code, 'check judge.model_name and the request the server expects')}")
+
     def rate_one(self, prompt: str) -> float:
         payload = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 4,
                    "temperature": 0.0}
         if self.logprobs:
             payload.update(logprobs=True, top_logprobs=10)
-        last = None
-        for attempt in range(self.max_retries):
+        last, attempts = None, self.max_retries + 1
+        for attempt in range(attempts):
+            wait = None
             try:
                 return self.parse(self._post(payload))
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, ValueError, KeyError) as e:
+            except urllib.error.HTTPError as e:
+                if e.code not in RETRY_STATUS:
+                    raise self._refused(e) from None
+                last, wait = e, retry_after(e.headers.get("Retry-After") if e.headers else None, self.max_wait)
+            except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException, ValueError, KeyError,
+                    IndexError, TypeError) as e:  # refused, timed out, dropped mid-reply, not JSON, no rating
                 last = e
-                time.sleep(self.backoff * (2 ** attempt))
-        raise DiqError(f"judge endpoint {self.url} failed {self.max_retries} times; last error: "
-                       f"{type(last).__name__}: {last}\n  fix: check that the server is up and returns chat "
-                       f"completions; ratings obtained so far are kept and reused on the next run")
+            if attempt + 1 < attempts:
+                wait = min(self.backoff * (2 ** attempt), self.max_wait) if wait is None else wait
+                self.waited += wait
+                time.sleep(wait)
+        raise JudgeError(f"judge endpoint {self.url} failed {attempts} times ({self.max_retries} retries, "
+                         f"{self.waited:.1f} s of backoff in this run); last error: "
+                         f"{type(last).__name__}: {last}\n  fix: check that the server is up and returns chat "
+                         f"completions (judge.max_retries, judge.backoff and judge.max_wait set the patience)")
 
     def rate(self, prompts: list[str]) -> list[float]:
         return [self.rate_one(p) for p in prompts]
@@ -183,7 +236,8 @@ def openai_judge(cfg, model_path: str | None = None, records: list[dict] | None 
                        "  fix: judge.base_url=http://host:8000/v1 judge.model_name=<served model>")
     return OpenAIJudge(cfg.base_url, cfg.model_name, api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"),
                        timeout=float(cfg.get("timeout", 60)), max_retries=int(cfg.get("max_retries", 5)),
-                       backoff=float(cfg.get("backoff", 1.0)), logprobs=bool(cfg.get("logprobs", True)))
+                       backoff=float(cfg.get("backoff", 1.0)), logprobs=bool(cfg.get("logprobs", True)),
+                       max_wait=float(cfg.get("max_wait", 60.0)))
 
 
 BACKENDS = {"local": "diq.difficulty.judge.local_judge", "openai": "diq.difficulty.judge.openai_judge"}
@@ -202,30 +256,44 @@ def make_judge(cfg, model_path: str | None = None, records: list[dict] | None = 
 
 def rate_cached(judge, tasks: list[tuple[dict, str]], prompt_fn, partial_path: Path, key: str = "id",
                 desc: str = "judge") -> dict[tuple[str, str], float]:
-    """Rate (item, aspect) pairs with ``judge``; ratings are appended to ``partial_path`` (JSONL) as they arrive and
-    reused from it, so a crash or a failed endpoint loses nothing. Returns {(item[key], aspect): rating}."""
+    """Rate (item, aspect) pairs with ``judge``; every rating is appended to ``partial_path`` (JSONL) as it arrives and
+    reused from it, so a crash or a failed endpoint loses nothing. An endpoint judge (one with ``rate_one``) is asked
+    one prompt at a time; a local one in chunks of 8. When the judge gives up, the error says how many ratings are
+    done, where they are kept, and that rerunning the same command asks only for the rest.
+    Returns {(item[key], aspect): rating}."""
     done: dict[tuple[str, str], float] = {}
     if partial_path.exists():
         for line in partial_path.read_text(encoding="utf-8").splitlines():
             try:
                 r = json.loads(line)
                 done[(r["id"], r["perspective"])] = float(r["rating"])
-            except (json.JSONDecodeError, KeyError):
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue  # a torn last line from a crash
     partial_path.parent.mkdir(parents=True, exist_ok=True)
     todo = [(it, a) for it, a in tasks if (it[key], a) not in done]
     bar = tqdm(total=len(todo), desc=desc, unit="rating", disable=not todo)
-    with open(partial_path, "a", encoding="utf-8") as f:
-        step = 8
-        for s in range(0, len(todo), step):
-            chunk = todo[s: s + step]
-            ratings = judge.rate([prompt_fn(it, a) for it, a in chunk])
-            for (it, a), v in zip(chunk, ratings):
-                done[(it[key], a)] = float(v)
-                f.write(json.dumps({"id": it[key], "perspective": a, "rating": float(v)}) + "\n")
-            f.flush()
-            bar.update(len(chunk))
-    bar.close()
+    one = getattr(judge, "rate_one", None)
+    step = 1 if one else 8
+    before = len(done)
+    try:
+        with open(partial_path, "a", encoding="utf-8") as f:
+            if partial_path.stat().st_size and not partial_path.read_bytes().endswith(b"\n"):
+                f.write("\n")  # a torn last line: the next rating starts a line of its own
+            for s in range(0, len(todo), step):
+                chunk = todo[s: s + step]
+                ratings = [one(prompt_fn(*chunk[0]))] if one else judge.rate([prompt_fn(it, a) for it, a in chunk])
+                for (it, a), v in zip(chunk, ratings):
+                    done[(it[key], a)] = float(v)
+                    f.write(json.dumps({"id": it[key], "perspective": a, "rating": float(v)}) + "\n")
+                f.flush()
+                bar.update(len(chunk))
+    except DiqError as e:
+        n = len({(it[key], a) for it, a in tasks} & set(done))
+        raise type(e)(f"{e}\n  {n} of {len(tasks)} ratings are done ({len(done) - before} in this run), kept in "
+                      f"{partial_path}\n  resume: rerun the same command; only the {len(tasks) - n} missing ratings "
+                      f"are asked") from None
+    finally:
+        bar.close()
     return done
 
 

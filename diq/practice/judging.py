@@ -52,7 +52,7 @@ def rate_items(items: list[dict], jcfg: dict, cache_dir: Path) -> dict[str, dict
     """item_id → {dimension: rating}, via the difficulty judge's backends and its resumable JSONL cache."""
     from ..difficulty.judge import make_judge, rate_cached
 
-    ident = {k: v for k, v in jcfg.items() if k not in ("device", "batch_size", "max_retries", "backoff")}
+    ident = {k: v for k, v in jcfg.items() if k not in ("device", "batch_size", "max_retries", "backoff", "max_wait", "timeout")}
     partial = cache_dir / "practice_judge" / f"{sha256_obj(ident)[:16]}.jsonl"
     unique = list({it["item_id"]: it for it in items}.values())
     judge = make_judge(OmegaConf.create(jcfg))

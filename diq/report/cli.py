@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..artifacts import write_text
 from .records import COLUMNS, ROOT, dedupe, find_records, load_records
 from .render import _read_csv, plot, plot_delta, render, render_provenance, write_csv
 from .table import PRACTICE_COLUMNS, aggregate, practice_rows
@@ -138,6 +139,28 @@ def main(argv=None) -> int:
         print(f"error: table name {table!r}: letters, digits, '_', '.', '-' only (it names files under --out)\n"
               f"  fix: e.g. --table main_table_rerun", file=sys.stderr)
         return 2
+    with table_lock(out, table):  # two sweeps ending at once: one table at a time, each read after the other's write
+        return _build(args, out, table)
+
+
+def table_lock(out: Path, table: str):
+    """An exclusive lock on ``<out>/.<table>.lock`` while a table is read from the records and written."""
+    import fcntl
+    from contextlib import contextmanager
+
+    @contextmanager
+    def held():
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / f".{table}.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+    return held()
+
+
+def _build(args, out: Path, table: str) -> int:
     paths = find_records(args.experiment, args.records)
     records, bad = load_records(paths)
     for b in bad:
@@ -157,8 +180,8 @@ def main(argv=None) -> int:
     rows = aggregate(kept, table, None, dups, failed_aside, args.reference, unreadable=len(bad))
     csv_path = out / f"{table}.csv"
     write_csv(rows, csv_path)
-    csv_path.with_suffix(".md").write_text(render(csv_path))
-    csv_path.with_name(f"{table}.provenance.md").write_text(render_provenance(csv_path))
+    write_text(csv_path.with_suffix(".md"), render(csv_path))
+    write_text(csv_path.with_name(f"{table}.provenance.md"), render_provenance(csv_path))
     plot(rows, out / f"{table}_avga.png")
     plot_delta(rows, out / f"{table}_delta.png")
     scatter = next((Path(r["plots"][0]) for r in kept if r.get("plots")), None)
@@ -176,7 +199,7 @@ def main(argv=None) -> int:
     if prows:
         p_csv = out / f"{table}_practice.csv"
         write_csv(prows, p_csv, PRACTICE_COLUMNS)
-        p_csv.with_suffix(".md").write_text(render(p_csv))
+        write_text(p_csv.with_suffix(".md"), render(p_csv))
         print(f"wrote {p_csv} and {p_csv.with_suffix('.md')} (expert practice)")
     return 0
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..artifacts import write_text
 from .records import COLUMNS
 
 
 def write_csv(rows: list[dict], path: Path, columns: list[str] = COLUMNS) -> None:
     df = pd.DataFrame(rows, columns=columns)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     df.to_csv(buf, index=False, lineterminator="\n")
-    path.write_text(buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

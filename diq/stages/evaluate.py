@@ -13,10 +13,32 @@ import time
 from omegaconf import OmegaConf
 
 from .. import evaluate as evaluation
-from ..artifacts import StageDir, read_json, write_json
+from ..artifacts import StageDir, read_json, sha256_file, write_json
 from ..models import model_key
+from ..tasks.mcq import data_path
 
 log = logging.getLogger(__name__)
+
+
+def data_files(eval_cfg) -> dict[str, str]:
+    """Every local file the eval config names (a local benchmark, a bundle file, a validation file), path → content
+    hash: part of the generations' cache key, so an edited benchmark file is evaluated again, never answered from the
+    cache of its earlier content."""
+    out: dict[str, str] = {}
+
+    def walk(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, str) and x and (x.startswith("pkg://") or "/" in x or x.endswith((".json", ".jsonl"))):
+            p = data_path(x)
+            if p.is_file():
+                out[x] = sha256_file(p)
+    walk(eval_cfg)
+    return out
 
 
 def plan_evaluation(cfg, rec: dict) -> None:
@@ -39,7 +61,7 @@ def eval_stage(cfg, tracker, rec: dict, adapter, stage_key, model_path: str | No
     matcher = eval_cfg.pop("matcher", "diq")
     gen_stage = StageDir(cfg.cache_dir, "eval", {"evaluate_version": 3,  # 3: generations kept, matching separate
                                                  "model": model_key(model_path), "adapter": stage_key,
-                                                 "eval": eval_cfg})
+                                                 "eval": eval_cfg, "data": data_files(eval_cfg)})
     with gen_stage.lock():
         if gen_stage.done:
             log.info(f"eval: reusing the generations in {gen_stage.path}")
