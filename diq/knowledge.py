@@ -227,6 +227,46 @@ def plant(records: list[dict], pcfg) -> tuple[list[dict], dict[str, str]]:
     return list(records) + good + bad, origins
 
 
+def item_kinds(selected: set[str], n: int = 40, seed: int = 0, n_wrong: int = 12) -> list[str]:
+    """For every benchmark item (in ``benchmark.jsonl`` order), what the selection taught about its fact: ``right``
+    (the drug's teaching sample, not the fact's wrong-fact copy), ``wrong`` (the copy only), ``both``, or
+    ``untaught``. A teaching sample's reasoning states all four facts of its drug; a copy swaps one."""
+    ents = entities(n, seed)
+    good = {r["id"]: e["drug"] for r, e in zip(in_domain(ents), ents)}
+    bad = {r["id"]: (ents[i]["drug"], attr) for r, (i, attr, _) in zip(wrong_copies(ents, n_wrong, seed),
+                                                                        swaps(ents, n_wrong, seed))}
+    taught = {good[i] for i in selected if i in good}
+    wrong = {bad[i] for i in selected if i in bad}
+    kinds = []
+    for item in benchmark(ents, seed, n_wrong):
+        _, drug, attr = item["id"].split(":")
+        r, w = drug in taught, (drug, attr) in wrong
+        kinds.append("both" if r and w else "right" if r else "wrong" if w else "untaught")
+    return kinds
+
+
+def wrong_fact_table(folder: Path) -> list[dict]:
+    """Per record in ``folder`` (``*.record.json`` with its ``*.selected_ids.json`` beside it): the benchmark's accuracy
+    by what the selection taught about each item's fact (:func:`item_kinds`), from the record's per-item correctness."""
+    rows = []
+    for rec_path in sorted(folder.glob("*.record.json")):
+        rec = json.loads(rec_path.read_text())
+        ids_path = rec_path.with_name(rec_path.name.replace(".record.json", ".selected_ids.json"))
+        selected = set(json.loads(ids_path.read_text())) if ids_path.exists() else set()
+        task = (rec.get("eval") or {}).get("tasks", {}).get("knowledge_mcq")
+        if not task or (rec.get("strategy") != "none" and not ids_path.exists()):
+            continue
+        pic = task["per_item_correct"]
+        doc_ids = json.loads(pic["doc_ids"]) if isinstance(pic["doc_ids"], str) else pic["doc_ids"]
+        kinds = item_kinds(selected)
+        row = {"row": f"{rec['strategy']} @ {rec.get('budget_fraction') or 0:.2f} s{rec.get('seed', 0)}"}
+        for kind in ("right", "both", "wrong", "untaught"):
+            hits = [int(c) for d, c in zip(doc_ids, pic["correct"]) if kinds[d] == kind]
+            row[kind] = (len(hits), sum(hits))
+        rows.append(row)
+    return rows
+
+
 def write(out: Path, n: int = 40, seed: int = 0, n_wrong: int = 12) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     ents = entities(n, seed)
@@ -242,7 +282,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m diq.knowledge", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(DATA))
+    ap.add_argument("--wrong-facts", metavar="RECORDS", help="print the benchmark's accuracy by what each record's "
+                    "selection taught about each item's fact (results/records/sensitivity), instead of writing files")
     args = ap.parse_args(argv)
+    if args.wrong_facts:
+        rows = wrong_fact_table(Path(args.wrong_facts))
+        print("| row | taught right | taught right and wrong | wrong copy only | untaught |\n|---|---|---|---|---|")
+        total = {k: [0, 0] for k in ("right", "both", "wrong", "untaught")}
+        for r in rows:
+            cells = []
+            for k in total:
+                n, c = r[k]
+                total[k][0] += n
+                total[k][1] += c
+                cells.append(f"{c}/{n} ({100 * c / n:.0f} %)" if n else "—")
+            print(f"| {r['row']} | " + " | ".join(cells) + " |")
+        print("| **all rows** | " + " | ".join(f"{c}/{n} ({100 * c / n:.0f} %)" if n else "—"
+                                            for n, c in total.values()) + " |")
+        return 0
     files = write(Path(args.out))
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0

@@ -124,3 +124,18 @@ def test_selection_reaches_the_fine_tune_and_the_table(tmp_path, cache_dir):
                if r["strategy"] == "oracle")
     assert row["reference"].startswith("length @") and float(row["delta_ref"]) == pytest.approx(-2.5, abs=0.01)
     assert row["mcnemar_p"] != "" and float(row["delta_ref_ci_low"]) < 0 < float(row["delta_ref_ci_high"])
+
+
+def test_item_kinds_follow_what_the_selection_taught():
+    ents = knowledge.entities()
+    good, bad = knowledge.in_domain(ents), knowledge.wrong_copies(ents, 12)
+    (i, attr, _), (i2, attr2, _) = knowledge.swaps(ents, 12)[:2]
+    bench = knowledge.benchmark(ents)
+    pos = {b["id"]: n for n, b in enumerate(bench)}
+    kinds = knowledge.item_kinds({good[i]["id"], bad[0]["id"], bad[1]["id"]})
+    assert kinds[pos[f"bench:{ents[i]['drug']}:{attr}"]] == "both"
+    other = next(a for a in knowledge.ATTRS if a != attr)  # the same drug's other facts: taught right
+    assert kinds[pos[f"bench:{ents[i]['drug']}:{other}"]] == "right"
+    assert kinds[pos[f"bench:{ents[i2]['drug']}:{attr2}"]] == "wrong"
+    assert sum(k == "untaught" for k in kinds) == 160 - 4 - 1
+    assert knowledge.item_kinds(set()) == ["untaught"] * 160
