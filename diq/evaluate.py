@@ -36,7 +36,7 @@ BIAS_WARN = 0.8  # warn when more than this share of predictions is one letter
 
 
 def aggregate(per_task: dict[str, dict], specs: list[dict]) -> dict[str, float | None]:
-    """AvgS / AvgC / AvgA (METHOD.md) over the tasks present: S = standard, C = challenging, A = all of both
+    """AvgS / AvgC / AvgA (docs/method.md) over the tasks present: S = standard, C = challenging, A = all of both
     (the paper's (3 S + 6 C) / 9). Tasks with category null are reported but not averaged."""
     cats = {s["name"]: s.get("category") for s in specs}
     vals = {c: [per_task[t]["value"] for t in per_task if cats.get(t) == c] for c in ("S", "C")}

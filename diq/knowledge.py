@@ -293,11 +293,12 @@ def main(argv=None) -> int:
             cells = []
             for k in total:
                 n, c = r[k]
-                total[k][0] += n
-                total[k][1] += c
+                if not r["row"].startswith(("none ", "oracle ")):  # the pooled line: selections that chose
+                    total[k][0] += n
+                    total[k][1] += c
                 cells.append(f"{c}/{n} ({100 * c / n:.0f} %)" if n else "—")
             print(f"| {r['row']} | " + " | ".join(cells) + " |")
-        print("| **all rows** | " + " | ".join(f"{c}/{n} ({100 * c / n:.0f} %)" if n else "—"
+        print("| **pooled (all rows but the base model and the oracle)** | " + " | ".join(f"{c}/{n} ({100 * c / n:.0f} %)" if n else "—"
                                             for n, c in total.values()) + " |")
         return 0
     files = write(Path(args.out))

@@ -1,4 +1,4 @@
-"""DIQ quadrant selection (METHOD.md).
+"""DIQ quadrant selection (docs/method.md).
 
 High difficulty: D ≥ the τ_d-th percentile of D. High influence: Dot ≥ the median of Dot. Quadrants:
 Q1 hard & influential, Q2 easy & influential, Q3 hard & weak, Q4 easy & weak. Selection walks Q1 → Q2 → Q3 → Q4;

@@ -1,7 +1,7 @@
 """A sequence classifier trained on judge labels: 3 perspectives × 5 levels from one backbone.
 
 Any ``AutoModelForSequenceClassification`` backbone works (default: BiomedBERT from the hub; offline tests use
-the tiny model). Recipe [METHOD.md]: lr 5e-5, cosine, weight decay 0.01, best macro-F1 checkpoint on a held-out
+the tiny model). Recipe [docs/method.md]: lr 5e-5, cosine, weight decay 0.01, best macro-F1 checkpoint on a held-out
 split. The score is the expected level Σ_k p_k·k per perspective.
 """
 

@@ -1,4 +1,4 @@
-"""DIQ's influence score: Dot(z) = ⟨∇ℓ(z), ḡ_val⟩ over the LoRA parameters (METHOD.md), from the exact engine in
+"""DIQ's influence score: Dot(z) = ⟨∇ℓ(z), ḡ_val⟩ over the LoRA parameters (docs/method.md), from the exact engine in
 ``diq/influence.py``, optionally projected, optionally summed over warm-up checkpoints, optionally sharded."""
 
 from __future__ import annotations

@@ -34,9 +34,11 @@ def data_files(eval_cfg) -> dict[str, str]:
             for v in x:
                 walk(v)
         elif isinstance(x, str) and x and (x.startswith("pkg://") or "/" in x or x.endswith((".json", ".jsonl"))):
-            p = data_path(x)
-            if p.is_file():
-                out[x] = sha256_file(p)
+            try:
+                if data_path(x).is_file():
+                    out[x] = sha256_file(data_path(x))
+            except (OSError, ValueError):  # a long prompt string with a "/" is not a path
+                pass
     walk(eval_cfg)
     return out
 
