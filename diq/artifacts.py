@@ -51,11 +51,16 @@ def ids_hash(ids: Iterable[str]) -> str:
     return sha256_text("\n".join(ids))
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would (mkstemp makes 0600): a group's shared cache stays readable
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

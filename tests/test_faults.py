@@ -179,7 +179,7 @@ def test_a_full_disk_during_scoring_training_and_evaluation(tmp_path, run_cfg):
     if not _tmpfs(cache):
         pytest.skip("mounting a tmpfs needs root (CI runs as root); test_a_file_size_limit_* covers the rest")
     try:
-        over = ["selection=difficulty", "scoring/difficulty=loss"]
+        over = ["selection=length"]  # its score (token counts) is cheap and still written to the cache
 
         def go(stop, name):
             cfg = run_cfg(*over, f"stop_after={stop}", f"cache_dir={cache}", out=name)
@@ -287,7 +287,7 @@ def test_a_read_only_shared_cache_is_reused_and_new_work_goes_to_cache_dir(tmp_p
     from diq.validate import validate
 
     shared, own = tmp_path / "shared", tmp_path / "own"
-    over = ["selection=difficulty", "scoring/difficulty=loss", "stop_after=train"]
+    over = ["selection=length", "stop_after=train"]
     first = run(run_cfg(*over, f"cache_dir={shared}", out="a"))
     how = _read_only(shared)
     try:
@@ -299,7 +299,7 @@ def test_a_read_only_shared_cache_is_reused_and_new_work_goes_to_cache_dir(tmp_p
         assert same["train"]["cache"] == first["train"]["cache"] and same["train"]["cache"].startswith(str(shared))
         assert not list(own.rglob("_DONE.json"))  # everything was reused in place; nothing copied or recomputed
         more = run(run_cfg(*over, "train.lr=1e-3", f"cache_dir={own}", f"cache_from=[{shared}]", out="d"))
-        assert more["scores"]["difficulty"]["cache"].startswith(str(shared))  # the scores: reused
+        assert more["scores"]["length"]["cache"].startswith(str(shared))  # the scores: reused
         assert more["train"]["cache"].startswith(str(own))  # the new fine-tune: written to cache_dir
         assert [p.parent.parent.name for p in own.rglob("_DONE.json")] == ["train"]
         with pytest.raises(DiqError, match=r"cache_from\[0\]=/no/such/cache: no such folder"):
@@ -401,8 +401,8 @@ def test_two_sweeps_on_one_cache_compute_each_stage_once_and_both_get_a_table(tm
 
     def sweep(name):
         return subprocess.Popen(
-            [sys.executable, "-m", "diq.run", "-m", "model=tiny", "logger=disabled", "selection=random,difficulty",
-             "scoring/difficulty=loss", "eval.limit=4", "eval.max_gen_toks=8", "experiment_name=twosweeps",
+            [sys.executable, "-m", "diq.run", "-m", "model=tiny", "logger=disabled", "selection=random,length",
+             "eval.limit=4", "eval.max_gen_toks=8", "experiment_name=twosweeps",
              f"cache_dir={cache}", f"hydra.sweep.dir={tmp_path}/multirun/twosweeps/{name}"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     procs = [sweep("a"), sweep("b")]
@@ -421,5 +421,14 @@ def test_two_sweeps_on_one_cache_compute_each_stage_once_and_both_get_a_table(tm
         by_cell.setdefault(r["strategy"], set()).add((r["selection_hash"], r["averages"]["AvgA"]))
     assert all(len(v) == 1 for v in by_cell.values())  # the two sweeps agree cell by cell
     table = (results / "twosweeps.csv").read_text()
-    assert "random" in table and "difficulty" in table
+    assert "random" in table and "length" in table
     assert all("wrote " in o and "twosweeps.csv" in o for o in outs)  # each sweep wrote (and printed) the table
+
+
+def test_artifacts_get_the_permissions_open_would_give_them(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the file is given the umask's mode, so a cache or a results folder
+    shared by a group stays readable by it."""
+    from diq import artifacts
+
+    p = artifacts.write_json(tmp_path / "r.json", {"a": 1})
+    assert p.stat().st_mode & 0o777 == 0o666 & ~artifacts._UMASK
