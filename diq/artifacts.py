@@ -51,6 +51,7 @@ def ids_hash(ids: Iterable[str]) -> str:
     return sha256_text("\n".join(ids))
 
 
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)  # a cache this user may read but not write
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -149,7 +150,7 @@ class StageDir:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             f = open(self.path.parent / f"{self.path.name}.lock", "a")
         except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if e.errno not in _NOT_WRITABLE:
                 raise
             if self.done:
                 log.info(f"{self.stage}/{self.path.name}: reusing it from a cache this user cannot write")
@@ -212,7 +213,7 @@ class StageDir:
                 shutil.rmtree(self.path)
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            if e.errno not in _NOT_WRITABLE:
                 raise
             raise self._not_writable(e) from None
         return self.path
