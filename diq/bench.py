@@ -202,7 +202,7 @@ def check_args(args) -> None:
     import os
 
     from .errors import DiqError
-    from .validate import DTYPES, check_device, check_minimums
+    from .checks import DTYPES, check_device, check_minimums
 
     check_minimums(args, POSITIVE)
     for name in ("less_lr", "peak_tflops"):

@@ -17,12 +17,12 @@ from .errors import DiqError
 from .lora import check_targets
 from .models import resolve_model
 from .record import git_info, versions
+from .scoring import score_stage
 from .scoring.context import strip_code_keys
 from .selection import build as build_strategy
 from .stages.dpo import dpo_stage, read_preferences
 from .stages.evaluate import eval_stage, plan_evaluation
 from .stages.pool import pool_stage
-from .stages.score import score_stage
 from .stages.select import select_stage
 from .stages.train import train_stage
 

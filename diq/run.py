@@ -97,7 +97,8 @@ def run(cfg: DictConfig) -> dict:
     import datetime
     import signal
 
-    from .validate import KEYLIKE, validate
+    from .checks import KEYLIKE
+    from .validate import validate
 
     out_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.get("output_dir", "."))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -119,7 +119,8 @@ def main(argv=None) -> int:
         ap.error(f"unrecognized arguments: {' '.join(a for a in extra if a not in args.overrides)}")
     try:
         from ..pool import load_pool
-        from ..validate import check_classifier, check_judge
+        from ..checks import check_classifier
+        from .judge import check_judge
 
         cfg = compose(args)
         clf = cfg.scoring.difficulty.classifier

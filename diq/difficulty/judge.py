@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..checks import _int, _num, check_device, check_dtype
 from ..errors import DiqError
 from .rubric import judge_prompt
 
@@ -303,3 +304,28 @@ def judge_records(judge, records: list[dict], perspectives, partial_path: Path, 
     tasks = [(r, p) for p in perspectives for r in records]
     done = rate_cached(judge, tasks, lambda r, p: judge_prompt(r, p, with_answer, with_reasoning), partial_path)
     return {p: np.array([done[(r["id"], p)] for r in records]) for p in perspectives}
+
+
+def check_judge(cfg, judged: bool) -> None:
+    """The LLM judge block (conf/judge/): its backend names its ``_target_`` (the record reports the backend), and
+    the local judge's sizes, dtype and device; the device must exist when a judge-based difficulty will be scored."""
+    j = cfg.get("judge")
+    if j is None:
+        return
+    backend, target = j.get("backend"), j.get("_target_")
+    if target in BACKENDS.values() and BACKENDS.get(str(backend)) != target:
+        raise DiqError(f"judge.backend={backend!r} but judge._target_={target} is the "
+                       f"{next(k for k, v in BACKENDS.items() if v == target)!r} backend (the record would name the "
+                       f"wrong one)\n  fix: choose the backend with its config group: judge=local or judge=openai")
+    if target == BACKENDS["local"]:
+        _int(j.get("batch_size", 4), "judge.batch_size", 1, fix="prompts per forward pass, e.g. 4")
+        _int(j.get("max_length", 2048), "judge.max_length", 64, fix="tokens of rubric + sample the judge reads "
+                                                                    "(longer prompts keep their end), e.g. 2048")
+        check_dtype(j.get("dtype", "float32"), "judge.dtype")
+        check_device(j.get("device", "cpu"), "judge.device", used=judged)
+    if target == BACKENDS["openai"]:
+        _num(j.get("timeout", 60), "judge.timeout", 1e-3, 86400.0, "seconds per request, e.g. 60")
+        _int(j.get("max_retries", 5), "judge.max_retries", 0, fix="retries per request, e.g. 5")
+        _num(j.get("backoff", 1.0), "judge.backoff", 0.0, 3600.0, "seconds of the first retry's wait, e.g. 1")
+        _num(j.get("max_wait", 60.0), "judge.max_wait", 0.0, 86400.0, "the longest wait between two tries "
+                                                                        "(Retry-After included), e.g. 60")

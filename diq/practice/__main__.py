@@ -106,7 +106,7 @@ def cmd_generations(args) -> int:
 
 def check_args(args) -> None:
     """Counts, sizes and the device, before any record is read or a judge loads."""
-    from ..validate import check_device, check_minimums
+    from ..checks import check_device, check_minimums
 
     check_minimums(args, {"n": 1 if args.cmd in ("samples", "generations") else 0, "samples_n": 0,
                           "max_new_tokens": 1, "judge_max_length": 64, "max_retries": 0})

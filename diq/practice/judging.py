@@ -39,7 +39,7 @@ def _judge_cfg(args) -> dict:
         flags = {"base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
                  "max_retries": args.max_retries, "backoff": args.backoff}
     jcfg.update({k: v for k, v in flags.items() if v is not None})
-    from ..validate import check_judge
+    from ..difficulty.judge import check_judge
 
     check_judge(OmegaConf.create({"judge": jcfg}), judged=True)
     if jcfg["backend"] == "openai" and not (jcfg.get("base_url") and jcfg.get("model_name")):

@@ -1,4 +1,8 @@
-"""Per-sample scores, one module per concern: ``cache`` (the content-addressed score cache), ``context`` (what every
+"""Stage 2, score: the scores the strategy needs, each computed once and cached (``score_stage``; record fields
+``scores`` (per scorer: cache folder, seconds, reused; the validation set's ids and hash), ``decontamination.validation``,
+``seconds_computed.score``).
+
+Per-sample scores, one module per concern: ``cache`` (the content-addressed score cache), ``context`` (what every
 scorer shares), ``validation`` (the validation set and its decontamination), ``warmup`` (warm-up LoRA checkpoints),
 and the scorers ``influence``, ``less``, ``similarity`` and ``difficulty``.
 
@@ -16,9 +20,11 @@ from omegaconf import DictConfig
 from ..components import component
 from ..difficulty import check_perspective
 from ..errors import DiqError
+from ..lora import check_targets
+from ..models import resolve_model
 from .context import ScoreContext
 
-__all__ = ["ScoreContext", "compute_scores", "scorer"]  # SCORER_CALLS: diq.scoring.cache
+__all__ = ["ScoreContext", "compute_scores", "score_stage", "scorer"]  # SCORER_CALLS: diq.scoring.cache
 
 
 def scorer(cfg: DictConfig, name: str):
@@ -84,3 +90,22 @@ def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: 
     if ctx.val_decontam is not None:
         info["validation_decontamination"] = ctx.val_decontam
     return scores, info
+
+
+def score_stage(cfg: DictConfig, out_dir: Path, rec: dict, records: list[dict], needs: list[str], decontam) -> dict:
+    if cfg.scoring.influence.get("shard_index") is not None and cfg.stop_after != "score":
+        raise DiqError(f"scoring.influence.shard_index={cfg.scoring.influence.shard_index} computes one shard only\n"
+                       f"  fix: add stop_after=score to shard runs; a later run without shard_index merges them")
+    if not needs:
+        return {}
+    score_model = resolve_model(cfg.scoring.model) if cfg.scoring.get("model") else rec["model_path"]
+    check_targets(score_model, [(k, b) for k, b, need in (("train.lora", cfg.train.lora, "influence"),
+                                                          ("scoring.less.lora", cfg.scoring.less.lora, "less"))
+                                if need in needs or (need == "influence" and "difficulty" in needs)])
+    scores, info = compute_scores(needs, records, score_model, cfg, out_dir, decontam=decontam)
+    if "validation_decontamination" in info:
+        rec.setdefault("decontamination", {})["validation"] = info.pop("validation_decontamination")
+    info["scoring_model"] = score_model
+    rec["scores"] = info
+    rec["seconds_computed"]["score"] = sum(float(v.get("seconds") or 0) for v in info.values() if isinstance(v, dict))
+    return scores
