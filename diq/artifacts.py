@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -168,6 +168,18 @@ class StageDir:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def get_or_compute(self, compute: Callable[[Path], dict | None]) -> tuple[dict, bool]:
+        """The store's one door, for every stage: under the lock, a finished entry's metadata (``reused`` True), or
+        ``compute(folder)`` into a fresh folder, the metadata it returns written with the marker (``reused`` False).
+        Returns (metadata, reused)."""
+        with self.lock():
+            if self.done:
+                return self.meta(), True
+            self.begin()
+            meta = compute(self.path) or {}
+            self.finish(meta)
+            return meta, False
+
     @property
     def done(self) -> bool:
         """Marker present *and* every file it lists still there with its size; a damaged entry is named, wiped by
@@ -182,7 +194,7 @@ class StageDir:
         return True
 
     def _not_writable(self, e: OSError) -> Exception:
-        from .errors import DiqError
+        from diq.errors import DiqError
 
         root = self.path.parents[len(Path(self.stage).parts)]
         who = "it is read-only" if e.errno == errno.EROFS else f"it belongs to {_owner(self.path.parent)}"

@@ -9,13 +9,13 @@ import sys
 # subcommand → (module:function taking argv, one line of help)
 COMMANDS = {
     "run": ("diq.run:main", "one run or a sweep (-m): pool → score → select → train → evaluate → record (Hydra overrides)"),
-    "report": ("diq.report.cli:main", "tables, provenance and plots from the records (results/)"),
-    "bench": ("diq.bench:main", "measured performance of the influence engine and its peers (benchmarks/)"),
-    "diagnose": ("diq.diagnose:main", "what this machine can run: models, data, devices, the cache"),
-    "difficulty": ("diq.difficulty.__main__:main", "difficulty ratings from a judge, and the difficulty classifier"),
+    "report": ("diq.report.command:main", "tables, provenance and plots from the records (results/)"),
+    "bench": ("diq.tools.bench:main", "measured performance of the influence engine and its peers (benchmarks/)"),
+    "diagnose": ("diq.tools.diagnose:main", "what this machine can run: models, data, devices, the cache"),
+    "difficulty": ("diq.stages.score.difficulty.__main__:main", "difficulty ratings from a judge, and the difficulty classifier"),
     "practice": ("diq.practice.__main__:main", "expert practice: samples and generations for physicians to rate"),
-    "fixtures": ("diq.fixtures:main", "write the hub-shaped fixtures the offline configuration reads"),
-    "knowledge": ("diq.knowledge:main", "the planted-knowledge domain's files, and its wrong-fact analysis"),
+    "fixtures": ("diq.tools.fixtures:main", "write the hub-shaped fixtures the offline configuration reads"),
+    "knowledge": ("diq.stages.pool.knowledge:main", "the planted-knowledge domain's files, and its wrong-fact analysis"),
 }
 
 

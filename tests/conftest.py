@@ -14,7 +14,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# tables that sweeps write when they end (diq.callbacks) go to a scratch folder, never into the repo's results/
+# tables that sweeps write when they end (diq.report.callbacks) go to a scratch folder, never into the repo's results/
 os.environ.setdefault("DIQ_RESULTS_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"diq-results-{os.getpid()}"))
 
 
@@ -33,7 +33,7 @@ def shared_models() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_path(shared_models) -> str:
-    from diq.tiny import build_tiny
+    from diq.engine.tiny import build_tiny
 
     return str(build_tiny(shared_models / "models" / "tiny-h64-l2-s0"))
 
@@ -42,7 +42,7 @@ def compose(overrides: list[str], config_name: str = "config"):
     from hydra import compose as hcompose
     from hydra import initialize_config_dir
 
-    import diq.config  # noqa: F401 - the typed schemas the conf/ defaults name
+    import diq.config.schema  # noqa: F401 - the typed schemas the conf/ defaults name
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return hcompose(config_name=config_name, overrides=overrides)

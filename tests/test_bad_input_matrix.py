@@ -119,7 +119,7 @@ def test_pool_directory_and_csv_ids(run_cfg, tmp_path):
     cfg = run_cfg("pool=local", f"pool.path={tmp_path}", out="d")
     with pytest.raises(DiqError, match="is a directory"):
         run(cfg)
-    from diq.pool import load_pool
+    from diq.stages.pool.load import load_pool
 
     p = _pool(tmp_path, "id,q,a\n27,x,y\n28,z,w\n", "ids.csv")
     cfg = run_cfg("pool=local", f"pool.path={p}", "pool.fields.id=id", "pool.fields.question=q",
@@ -132,7 +132,7 @@ def test_pool_directory_and_csv_ids(run_cfg, tmp_path):
 
 
 CONFIGS = [  # (overrides, expected message naming the key)
-    # typed configs (diq/config.py): a wrong type fails when the config is composed, naming the key
+    # typed configs (diq/config/schema.py): a wrong type fails when the config is composed, naming the key
     (["budget.fraction=abc"], r"override budget.fraction=abc[\s\S]*'abc' of type 'str' could not be converted to Float"),
     (["budget.fraction=null"], r"override budget.fraction=null[\s\S]*field 'budget.fraction' is not Optional"),
     (["budget.fraction=true"], r"override budget.fraction=true[\s\S]*could not be converted to Float"),
@@ -165,10 +165,10 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["eval=local_file"], r"local.path is not set[\s\S]*eval.tasks.0.local.path="),
     (["eval=medical_bundle", "eval.device=cpu"], r"eval=medical_bundle needs the bundle file[\s\S]*eval.path="),
     (["eval=medical_bundle", "eval.device=cpu", "hub_fixtures=/nonexistent/fixtures"],
-     r"DIQ_HUB_FIXTURES=/nonexistent/fixtures: not a directory"),
+     r"hub_fixtures=/nonexistent/fixtures: not a directory"),
     (["selection=diq", "selection.quadrants=[]"], r"selection.quadrants=\[\]: unknown empty list"),
     (["selection=diq", "selection.quadrants=[Q1,Q1]"], r"selection.quadrants=\['Q1', 'Q1'\] repeats a quadrant"),
-    # stage settings (diq/validate.py check_stages): each was a traceback or a silently wrong run, after scoring
+    # stage settings (diq/run/validate.py check_stages): each was a traceback or a silently wrong run, after scoring
     (["train.lora.r=0"], r"train.lora.r=0 is out of range"),
     (["scoring.less.lora.alpha=0"], r"scoring.less.lora.alpha=0 is outside"),
     (["scoring.less.lora.dropout=1.5"], r"scoring.less.lora.dropout=1.5 is outside \[0, 1\)"),
@@ -203,9 +203,9 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["judge=openai", "judge.timeout=0"], r"judge.timeout=0 is outside"),
     (["dpo=trl", "dpo.loss_type=dpo"], r"dpo.loss_type='dpo'; choose one of sigmoid, hinge, ipo"),
     (["dpo=trl", "dpo.scheduler=cosin"], r"dpo.scheduler='cosin'; choose one of linear, cosine"),
-    # components named by _target_ (diq/components.py, diq/selection.py, diq/validate.py)
+    # components named by _target_ (diq/config/components.py, diq/stages/select/strategies.py, diq/run/validate.py)
     (["scoring.influence._target_=nope.fn"], r"scoring.influence._target_=nope.fn: cannot be imported"),
-    (["selection=diq", "+selection.tau=50"], r"selection 'diq' \(diq.selection.Quadrants\)[\s\S]*spelling"),
+    (["selection=diq", "+selection.tau=50"], r"selection 'diq' \(diq.stages.select.strategies.Quadrants\)[\s\S]*spelling"),
     (["selection=diq", "scoring/difficulty=loss", "scoring.difficulty.source=judge"],
      r"scoring.difficulty.source=judge but[\s\S]*scoring/difficulty=judge"),
 ]
@@ -249,33 +249,33 @@ def test_count_of_the_matrix():
 
 
 CLI = [  # (module main, argv, expected message) — the other command-line tools
-    ("diq.difficulty.__main__", ["train", "--pool-path", "{pool}", "--fields", "question", "--labels", "{x}",
+    ("diq.stages.score.difficulty.__main__", ["train", "--pool-path", "{pool}", "--fields", "question", "--labels", "{x}",
                                  "--out", "{out}"], r"--fields 'question': 'question' is not NAME=COLUMN"),
-    ("diq.difficulty.__main__", ["train", "--pool-path", "{pool}", "--labels", "{missing}", "--out", "{out}"],
+    ("diq.stages.score.difficulty.__main__", ["train", "--pool-path", "{pool}", "--labels", "{missing}", "--out", "{out}"],
      r"labels file not found: .*missing.jsonl"),
-    ("diq.difficulty.__main__", ["predict", "--pool-path", "{pool}", "--model", "{missing}", "--out", "{out}"],
+    ("diq.stages.score.difficulty.__main__", ["predict", "--pool-path", "{pool}", "--model", "{missing}", "--out", "{out}"],
      r"difficulty classifier not found"),
-    ("diq.difficulty.__main__", ["judge", "--pool", "nosuchpool", "--out", "{out}"], r"no pool config"),
-    ("diq.difficulty.__main__", ["judge", "--pool-path", "{pool}", "--out", "{out}", "judge.batch_size=0"],
+    ("diq.stages.score.difficulty.__main__", ["judge", "--pool", "nosuchpool", "--out", "{out}"], r"no pool config"),
+    ("diq.stages.score.difficulty.__main__", ["judge", "--pool-path", "{pool}", "--out", "{out}", "judge.batch_size=0"],
      r"judge.batch_size=0 is out of range"),
-    ("diq.difficulty.__main__", ["train", "--pool-path", "{pool}", "--labels", "{x}", "--out", "{out}", "--epochs", "0"],
+    ("diq.stages.score.difficulty.__main__", ["train", "--pool-path", "{pool}", "--labels", "{x}", "--out", "{out}", "--epochs", "0"],
      r"scoring.difficulty.classifier.epochs=0 is out of range"),
     ("diq.report", ["--experiment", "nothing_here", "--out", "{out}"], r"no record.json found for 'nothing_here'"),
     ("diq.practice.__main__", ["import", "--pack", "{out}", "{missing}"], r"KEY-do-not-send-to-raters.json: the pack's key is missing"),
     ("diq.practice.__main__", ["samples", "{out}", "--n", "0"], r"--n=0 is out of range"),
     ("diq.practice.__main__", ["export", "--out", "{out}", "--items", "{missing}"], r"--items .*missing.jsonl: no such file"),
-    ("diq.diagnose", ["{out}", "--proj-dim", "-5"], r"--proj-dim=-5: a projection size"),
+    ("diq.tools.diagnose", ["{out}", "--proj-dim", "-5"], r"--proj-dim=-5: a projection size"),
     ("diq.report", ["--render", "{missing}"], r"--render .*missing.jsonl: no such file"),
     ("diq.report", ["--render", "{pool}"], r"not a diq.report table: it has no column '(budget|strategy)'"),
     ("diq.report", ["--records", "{out}", "--table", "../up"], r"table name '../up': letters, digits"),
     ("diq.report", ["--check", "--out", "{out}"], r"--check: no results CSV in .*out"),
     # the benches: every argument checked before a model loads (a bad --out used to lose the measurement at the end)
-    ("diq.bench", ["influence", "--model", "tiny", "--n", "-3"], r"--n=-3 is out of range"),
-    ("diq.bench", ["influence", "--model", "nope"], r"--model nope: no conf/model/nope.yaml[\s\S]*smollm2_135m"),
-    ("diq.bench", ["influence", "--model", "tiny", "--out", "{out}/sub/x.json"], r"is not a writable folder"),
-    ("diq.bench", ["influence", "--model", "tiny", "--modes", "fastest"], r"--modes fastest: unknown"),
-    ("diq.bench", ["influence", "--model", "tiny", "--device", "cuda:63"], r"--device=cuda:63 but this machine has"),
-    ("diq.bench", ["throughput", "--model", "tiny"], r"source 'tiny'; the throughput bench takes an architecture"),
+    ("diq.tools.bench", ["influence", "--model", "tiny", "--n", "-3"], r"--n=-3 is out of range"),
+    ("diq.tools.bench", ["influence", "--model", "nope"], r"--model nope: no conf/model/nope.yaml[\s\S]*smollm2_135m"),
+    ("diq.tools.bench", ["influence", "--model", "tiny", "--out", "{out}/sub/x.json"], r"is not a writable folder"),
+    ("diq.tools.bench", ["influence", "--model", "tiny", "--modes", "fastest"], r"--modes fastest: unknown"),
+    ("diq.tools.bench", ["influence", "--model", "tiny", "--device", "cuda:63"], r"--device=cuda:63 but this machine has"),
+    ("diq.tools.bench", ["throughput", "--model", "tiny"], r"source 'tiny'; the throughput bench takes an architecture"),
 ]
 
 

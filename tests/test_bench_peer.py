@@ -1,4 +1,4 @@
-"""The side-by-side with dattri-llm (python -m diq.bench influence --against dattri) on the tiny model: each engine in
+"""The side-by-side with dattri-llm (python -m diq.tools.bench influence --against dattri) on the tiny model: each engine in
 its own process, the same samples, and dattri-llm's exact TracIn agreeing with our exact Dot."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # two engines × two methods, each in a spawned p
 
 
 def test_against_dattri_agrees_and_reports_both_engines(tmp_path, tiny_path):
-    from diq.bench import main
+    from diq.tools.bench import main
 
     out = tmp_path / "peer.json"
     assert main(["influence", "--model", "tiny", "--n", "12", "--max-len", "192", "--val-per-task", "4",

@@ -1,4 +1,4 @@
-"""The paper-scale throughput bench (python -m diq.bench throughput): its FLOP formula against PyTorch's own FLOP
+"""The paper-scale throughput bench (python -m diq.tools.bench throughput): its FLOP formula against PyTorch's own FLOP
 counter, a CPU run on a small architecture with random weights, and the refusal to run the pipeline on one."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from diq.bench_scale import build_arch, flops, linear_params, lora_params, synthetic
+from diq.engine.formatting import collate, response_token_losses
+from diq.engine.lora import attach_lora
 from diq.errors import DiqError
-from diq.formatting import collate, response_token_losses
-from diq.lora import attach_lora
+from diq.tools.bench_scale import build_arch, flops, linear_params, lora_params, synthetic
 
 ARCH = {"name": "small_arch", "source": "arch", "seed": 0,
         "arch": {"hidden_size": 64, "intermediate_size": 224, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -46,7 +46,7 @@ def test_flop_formula_equals_pytorch_flop_counter():
 
 
 def test_throughput_bench_on_cpu(tmp_path, capsys):
-    from diq.bench import main
+    from diq.tools.bench import main
 
     arch = tmp_path / "small_arch.yaml"
     OmegaConf.save(OmegaConf.create(ARCH), arch)
@@ -72,7 +72,7 @@ def test_throughput_bench_on_cpu(tmp_path, capsys):
 
 
 def test_architecture_model_is_refused_by_the_pipeline_and_matches_llama31_8b():
-    from diq.models import resolve_model
+    from diq.engine.models import resolve_model
 
     cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/model/llama31_8b_arch.yaml")
     with pytest.raises(DiqError, match="throughput only"):
@@ -86,7 +86,7 @@ def test_architecture_model_is_refused_by_the_pipeline_and_matches_llama31_8b():
 
 
 def test_projection_bench_reports_sparse_and_dense(tmp_path, tiny_path):
-    from diq.bench import main
+    from diq.tools.bench import main
 
     out = tmp_path / "p.json"
     assert main(["projection", "--models", "tiny", "--k", "1024", "--dense-modules", "2", "--out", str(out)]) == 0
@@ -97,11 +97,11 @@ def test_projection_bench_reports_sparse_and_dense(tmp_path, tiny_path):
 
 
 def test_engine_vs_loop_bench_on_cpu(tmp_path, tiny_path):
-    """python -m diq.bench influence (no peer): the exact engine against the batch-size-1 autograd loop, fp32. The
+    """python -m diq.tools.bench influence (no peer): the exact engine against the batch-size-1 autograd loop, fp32. The
     agreement keys behind the README's figures: scale-relative error, Spearman, the error over max‖g‖·‖ḡ‖."""
     import numpy as np
 
-    from diq.bench import main
+    from diq.tools.bench import main
 
     out = tmp_path / "bench.json"
     assert main(["influence", "--model", "tiny", "--n", "10", "--max-len", "160", "--val-per-task", "4",

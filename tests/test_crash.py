@@ -172,8 +172,8 @@ def test_train_lr_does_not_change_the_influence_key_without_warmup(tmp_path):
     from omegaconf import open_dict
 
     from conftest import compose
-    from diq.scoring.context import ScoreContext
-    from diq.scoring.influence import influence_key
+    from diq.stages.score.context import ScoreContext
+    from diq.stages.score.influence_score import influence_key
 
     keys = []
     for lr in ("1e-4", "5e-4"):
@@ -192,9 +192,9 @@ def test_warmup_train_settings_are_in_the_warmup_score_keys(tmp_path):
     from omegaconf import open_dict
 
     from conftest import compose
-    from diq.scoring.context import ScoreContext
-    from diq.scoring.influence import influence_key
-    from diq.scoring.less import less_key
+    from diq.stages.score.context import ScoreContext
+    from diq.stages.score.influence_score import influence_key
+    from diq.stages.score.less_score import less_key
 
     def keys(*extra):
         cfg = compose(["model=tiny", "logger=disabled", "scoring.influence.warmup.enabled=true",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from diq import decontam
 from diq.errors import DiqError
 from diq.run import run
+from diq.tasks import decontam
 from diq.tasks.mcq import pubmedqa_split
 
 
@@ -96,7 +96,7 @@ def test_short_questions_are_caught_when_copied_and_scaffolding_is_not_content()
 def test_no_flag_on_the_bundled_pool_against_every_fixture_benchmark():
     """False positives: the 198 real medical-o1 samples against both bundle fixtures, the 500 PubMedQA test items and
     the hub fixtures' test splits: none is flagged (measured: 0 of 198)."""
-    from diq.fixtures import medmcqa, medqa, mmlu_pro
+    from diq.tools.fixtures import medmcqa, medqa, mmlu_pro
 
     demo = json.loads((Path(__file__).resolve().parents[1] / "diq" / "data" / "medical_o1_demo.json").read_text())
     pool = [{"id": str(i), "question": r["Question"], "reasoning": r["Complex_CoT"], "response": r["Response"]}

@@ -1,4 +1,4 @@
-"""python -m diq.diagnose on a tiny scored run: stability across LoRA seeds, validation draws, projection and
+"""python -m diq.tools.diagnose on a tiny scored run: stability across LoRA seeds, validation draws, projection and
 validation sizes (checked against an independent top-k), correlations, quadrants, plots; reruns hit the cache."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from diq.diagnose import RunScores, diagnose, jaccard, main
 from diq.run import run
-from diq.scoring import cache as scores_mod
+from diq.stages.score import cache as scores_mod
+from diq.tools.diagnose import RunScores, diagnose, jaccard, main
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_diagnose_stability_against_an_independent_top_k(scored_run):
     base = rs.df["dot"].to_numpy()
     assert not np.allclose(other, base)  # the LoRA init really changes Dot (B=0, A random)
     # DIQ's selection at 10 %, recomputed here from the quadrant rule, for the base and the seed-1 scores
-    from diq.quadrants import select as qselect
+    from diq.stages.select.quadrants import select as qselect
 
     d = rs.df["difficulty"].to_numpy()
     k = round(0.1 * len(base))

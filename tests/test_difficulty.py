@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fake_openai import ChatHandler, logprob_choice, serve
 
-from diq.difficulty import PERSPECTIVES
-from diq.difficulty.judge import LocalJudge, OpenAIJudge, judge_records
 from diq.errors import DiqError
+from diq.stages.score.difficulty import PERSPECTIVES
+from diq.stages.score.difficulty.judge import LocalJudge, OpenAIJudge, judge_records
 
 RECS = [{"id": f"r{i}", "question": f"Question {i}: what causes fever?", "reasoning": "", "response": "infection"}
         for i in range(6)]
@@ -45,7 +45,7 @@ def test_openai_judge_expected_value_and_key_from_env(server, tmp_path, monkeypa
     res = judge_records(j, RECS, PERSPECTIVES, tmp_path / "ratings.jsonl")
     assert set(res) == set(PERSPECTIVES) and all(len(v) == 6 for v in res.values())
     # expected value with p(rating)=0.6/1.0 and 0.1 elsewhere: 0.6·r + 0.1·(15 − r)
-    from diq.difficulty.rubric import judge_prompt
+    from diq.stages.score.difficulty.rubric import judge_prompt
 
     r = 1 + (len(judge_prompt(RECS[0], "overall")) % 5)
     assert res["overall"][0] == pytest.approx(0.6 * r + 0.1 * (15 - r))
@@ -91,7 +91,7 @@ def test_local_judge_expected_value(tiny_path):
 
 
 def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
-    from diq.difficulty.__main__ import main
+    from diq.stages.score.difficulty.__main__ import main
 
     labels = tmp_path / "labels.jsonl"
     pool = tmp_path / "pool.jsonl"
@@ -117,10 +117,10 @@ def test_classifier_cli_train_and_predict(tiny_path, tmp_path):
 
 
 def test_difficulty_cli_composes_pool_judge_and_recipe_from_conf(server, tiny_path, tmp_path):
-    """diq.difficulty takes diq.run's Hydra overrides: the judge from conf/judge (judge=openai …), the pool from
+    """diq.stages.score.difficulty takes diq.run's Hydra overrides: the judge from conf/judge (judge=openai …), the pool from
     conf/pool (pool=local pool.path=… pool.limit=…) and the classifier recipe from conf/scoring/difficulty; other
     groups are refused by name."""
-    from diq.difficulty.__main__ import main
+    from diq.stages.score.difficulty.__main__ import main
 
     pool = tmp_path / "my pool, v2.jsonl"  # a path Hydra would split unless quoted
     pool.write_text("".join(json.dumps(r) + "\n" for r in RECS))
@@ -141,8 +141,8 @@ def test_difficulty_cli_composes_pool_judge_and_recipe_from_conf(server, tiny_pa
 def test_classifier_source_trains_its_classifier_as_a_stage(run_cfg, tiny_path, tmp_path):
     """scoring/difficulty=classifier with judge labels and no path: the classifier is trained as a cached stage (no
     path passed by hand), a rerun reuses it, and without labels or a path the run stops with a named error."""
-    from diq.pool import load_pool
     from diq.run import run
+    from diq.stages.pool.load import load_pool
 
     ids = [r["id"] for r in load_pool(run_cfg("pool.limit=30").pool)]
     labels = tmp_path / "labels.jsonl"
@@ -162,7 +162,7 @@ def test_classifier_source_trains_its_classifier_as_a_stage(run_cfg, tiny_path, 
 
 
 def test_classifier_bad_labels_file(tmp_path):
-    from diq.difficulty.classifier import read_labels
+    from diq.stages.score.difficulty.classifier import read_labels
 
     p = tmp_path / "l.jsonl"
     p.write_text('{"id": "a", "perspective": "overall", "rating": 3}\n{"id": "b"}\n')
@@ -189,7 +189,7 @@ def test_judge_classifier_is_the_papers_recipe(run_cfg, tiny_path, tmp_path):
 
 
 def test_judge_prompt_shows_the_reasoning():
-    from diq.difficulty.rubric import judge_prompt
+    from diq.stages.score.difficulty.rubric import judge_prompt
 
     p = judge_prompt({"question": "Q?", "reasoning": "Because of X.", "response": "A."}, "overall")
     assert "Reference reasoning:\nBecause of X." in p and "Reference answer:\nA." in p
@@ -201,7 +201,7 @@ def test_large_local_judge_on_cpu_is_refused_before_loading(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="diq")
     from omegaconf import OmegaConf
 
-    from diq.difficulty.judge import check_local_judge
+    from diq.stages.score.difficulty.judge import check_local_judge
 
     big = tmp_path / "big"
     big.mkdir()

@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from diq.errors import DiqError
-from diq.preference import load_preference, pubmedqa_pairs
 from diq.run import run
+from diq.stages.dpo.preference import load_preference, pubmedqa_pairs
 
 DPO = ["dpo=trl", "dpo.lr=5e-3", "dpo.epochs=2", "dpo.per_device_batch=4", "dpo.grad_accum=1", "dpo.max_length=1024",
        "preference.limit=32", "preference.holdout=16", "train.max_length=256", "budget.fraction=0.05"]
@@ -40,7 +40,7 @@ def test_sft_then_dpo_raises_the_heldout_margin_and_is_cached(run_cfg):
 
 @pytest.mark.slow
 def test_dpo_stack_mode_on_the_hub_preference_set(run_cfg):
-    from diq.fixtures import __file__ as fx
+    from diq.tools.fixtures import __file__ as fx
 
     fixtures = str(__import__("pathlib").Path(fx).parent / "data" / "hub_fixtures")
     rec = run(run_cfg("selection=random", "dpo=trl", "dpo.adapter=stack", "preference=hub", "preference.holdout=8",

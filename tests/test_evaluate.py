@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from diq.errors import DiqError
-from diq.evaluate import aggregate, evaluate
+from diq.stages.evaluate.harness import aggregate, evaluate
 from diq.tasks.mcq import extract_letter, mc_text, pubmedqa_split, read_local_mcq
 
 
@@ -56,7 +56,7 @@ def test_huatuo_matcher_always_answers():
 
 
 def test_wilson_interval():
-    from diq.evaluate import wilson
+    from diq.stages.evaluate.harness import wilson
 
     lo, hi = wilson(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
@@ -64,7 +64,7 @@ def test_wilson_interval():
 
 
 def test_outcome_stats_letter_bias():
-    from diq.evaluate import outcome_stats
+    from diq.stages.evaluate.harness import outcome_stats
 
     outs = [{"pred": "A", "gold": g, "rule": "answer_is"} for g in "AABCDDDDDD"]
     st = outcome_stats(outs)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from diq.difficulty.judge import JudgeError, OpenAIJudge, judge_records, retry_after
 from diq.errors import DiqError
+from diq.stages.score.difficulty.judge import JudgeError, OpenAIJudge, judge_records, retry_after
 
 RECS = [{"id": f"r{i}", "question": f"Question {i}: what causes fever?", "reasoning": "", "response": "infection"}
         for i in range(6)]
@@ -284,7 +284,7 @@ def _writable_again(path, how):
 def test_a_read_only_shared_cache_is_reused_and_new_work_goes_to_cache_dir(tmp_path, run_cfg):
     from diq.errors import DiqError
     from diq.run import run
-    from diq.validate import validate
+    from diq.run.validate import validate
 
     shared, own = tmp_path / "shared", tmp_path / "own"
     over = ["selection=length", "stop_after=train"]

@@ -8,11 +8,11 @@ import torch
 from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
-from diq.formatting import collate, encode, per_sample_mean_loss
-from diq.gradients import GradientCapture, iter_per_sample_grads, token_budget_batches
-from diq.influence import dot_scores, mean_gradient
-from diq.lora import attach_lora
-from diq.models import load_model, load_tokenizer
+from diq.engine.formatting import collate, encode, per_sample_mean_loss
+from diq.engine.gradients import GradientCapture, iter_per_sample_grads, token_budget_batches
+from diq.engine.influence import dot_scores, mean_gradient
+from diq.engine.lora import attach_lora
+from diq.engine.models import load_model, load_tokenizer
 
 LORA = OmegaConf.create({"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj"],
                          "seed": 0})
@@ -131,7 +131,7 @@ def test_sharded_scoring_is_bitwise_identical(run_cfg):
     for i in range(3):
         run(run_cfg(*base, "scoring.influence.shards=3", f"scoring.influence.shard_index={i}",
                     "cache_dir=${oc.env:DIQ_CACHE_DIR}/sharded", out=f"shard{i}"))
-    from diq.scoring import cache as scores
+    from diq.stages.score import cache as scores
 
     scores.SCORER_CALLS.clear()
     merged = run(run_cfg(*base, "scoring.influence.shards=3", "cache_dir=${oc.env:DIQ_CACHE_DIR}/sharded",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from diq.influence import adam_features, l2_normalize, less_combine
+from diq.engine.influence import adam_features, l2_normalize, less_combine
 
 
 def test_adam_features_by_hand():
@@ -55,8 +55,8 @@ def test_sparse_jl_preserves_inner_products_at_o_d_cost():
     O(d) entries, the same result whatever the batch split, and a named error for a bad nnz."""
     import pytest
 
+    from diq.engine.projection import RademacherProjector, SparseJLProjector
     from diq.errors import DiqError
-    from diq.projection import RademacherProjector, SparseJLProjector
 
     gen = torch.Generator().manual_seed(0)
     dims = {"a": 20000, "b": 12000}

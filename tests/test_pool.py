@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from diq.errors import DiqError
-from diq.pool import load_pool, pool_hash
+from diq.stages.pool.load import load_pool, pool_hash
 
 
 def cfg(path, **fields):

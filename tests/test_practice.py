@@ -16,11 +16,11 @@ import pytest
 from fake_openai import ChatHandler, logprob_choice, serve
 
 from diq.errors import DiqError
-from diq.practice import stats
+from diq.practice import agreement as stats
 from diq.practice.__main__ import main as practice_main
+from diq.practice.criteria import DIMENSIONS
 from diq.practice.items import make_item
 from diq.practice.review import KEY_FILE, export_pack, import_ratings, write_import
-from diq.practice.rubric import DIMENSIONS
 
 CANARY = "sk-practice-canary-123456"
 OFFSETS = {"DIFFERENTIAL DIAGNOSIS": 1, "SAFETY CHECK": 7, "EVIDENCE CITATION": 13}
@@ -90,8 +90,8 @@ def test_samples_with_openai_judge(run_cfg, cache_dir, server, monkeypatch):
 
 
 def test_local_judge_on_tiny_model_and_cache(tiny_path, tmp_path, monkeypatch):
-    from diq.difficulty.judge import LocalJudge
     from diq.practice.__main__ import rate_items
+    from diq.stages.score.difficulty.judge import LocalJudge
 
     items = [make_item("sample", "g", f"s{i}", f"A {i}-year-old with chest pain. Next step?", "ECG " * (i + 1))
              for i in range(4)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diq import quadrants
 from diq.errors import DiqError
-from diq.selection import load_selection
+from diq.stages.select import quadrants
+from diq.stages.select.strategies import load_selection
 
 
 def recs(ids):
@@ -99,14 +99,14 @@ def test_unknown_strategy_lists_choices():
 
 
 def test_a_mistyped_strategy_key_fails_when_the_strategy_is_built():
-    with pytest.raises(DiqError, match=r"selection 'diq' \(diq.selection.Quadrants\): [\s\S]*tau[\s\S]*spelling"):
+    with pytest.raises(DiqError, match=r"selection 'diq' \(diq.stages.select.strategies.Quadrants\): [\s\S]*tau[\s\S]*spelling"):
         load_selection("diq", tau=50)
     with pytest.raises(DiqError, match=r"selection.quadrant='Q7'; choose one of Q1, Q2, Q3, Q4"):
         load_selection("quadrant", quadrant="Q7")
 
 
 def test_every_strategy_is_named_by_target_with_its_needs():
-    from diq.selection import Strategy, strategy_names
+    from diq.stages.select.strategies import Strategy, strategy_names
 
     for name in strategy_names():
         s = load_selection(name)

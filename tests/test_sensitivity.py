@@ -1,4 +1,4 @@
-"""The planted-knowledge domain (diq/knowledge.py), the oracle, and a CI-sized proof that a selection reaches the
+"""The planted-knowledge domain (diq/stages/pool/knowledge.py), the oracle, and a CI-sized proof that a selection reaches the
 fine-tune and the number in the table (experiment=sensitivity, reduced)."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose
-from diq import knowledge
 from diq.errors import DiqError
+from diq.stages.pool import knowledge
 
 
 def test_knowledge_files_regenerate_byte_for_byte(tmp_path):
     files = knowledge.write(tmp_path)
     for f in files:
-        assert (knowledge.DATA / f.name).read_bytes() == f.read_bytes(), f"{f.name}: run python -m diq.knowledge"
+        assert (knowledge.DATA / f.name).read_bytes() == f.read_bytes(), f"{f.name}: run python -m diq.stages.pool.knowledge"
 
 
 def test_the_domain_states_each_fact_three_ways():
@@ -51,7 +51,7 @@ def test_the_domain_states_each_fact_three_ways():
 
 
 def test_origins_are_hidden_and_the_oracle_reads_them():
-    from diq.selection import Oracle
+    from diq.stages.select.strategies import Oracle
 
     pool = [{"id": f"o{i}", "question": "q", "reasoning": "r", "response": "a"} for i in range(10)]
     recs, origins = knowledge.plant(pool, OmegaConf.create({"n_entities": 8, "n_wrong": 2, "seed": 0}))
@@ -65,7 +65,7 @@ def test_origins_are_hidden_and_the_oracle_reads_them():
 
 
 def test_oracle_without_a_planted_pool_is_refused_before_compute():
-    from diq.validate import validate
+    from diq.run.validate import validate
 
     cfg = compose(["selection=oracle", "debug=tiny"])
     with pytest.raises(DiqError, match=r"selection=oracle reads a planted pool's hidden origins[\s\S]*pool=knowledge"):

@@ -8,13 +8,13 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose
-from diq.formatting import collate, encode, per_sample_mean_loss
-from diq.gradients import GradientCapture
-from diq.influence import dot_scores, mean_gradient
-from diq.lora import attach_lora
-from diq.models import load_model, load_tokenizer, resolve_model
-from diq.pool import load_pool
+from diq.engine.formatting import collate, encode, per_sample_mean_loss
+from diq.engine.gradients import GradientCapture
+from diq.engine.influence import dot_scores, mean_gradient
+from diq.engine.lora import attach_lora
+from diq.engine.models import load_model, load_tokenizer, resolve_model
 from diq.run import run
+from diq.stages.pool.load import load_pool
 
 pytestmark = pytest.mark.slow
 

@@ -53,9 +53,9 @@ def test_less_warmup_checkpoints_store_adam_state_by_module(run_cfg):
     state = torch.load(ckpts[-1] / "adam.pt", weights_only=True)
     from omegaconf import OmegaConf
 
-    from diq.gradients import GradientCapture
-    from diq.lora import attach_lora
-    from diq.models import load_model
+    from diq.engine.gradients import GradientCapture
+    from diq.engine.lora import attach_lora
+    from diq.engine.models import load_model
 
     lora = OmegaConf.create({"r": 4, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
                              "seed": 0})
@@ -70,7 +70,7 @@ def test_less_warmup_checkpoints_store_adam_state_by_module(run_cfg):
 
 
 def test_less_warmup_is_retrained_when_the_train_settings_it_inherits_change(run_cfg, monkeypatch):
-    from diq.scoring import cache as scores
+    from diq.stages.score import cache as scores
 
     monkeypatch.setattr(scores, "SCORER_CALLS", scores.SCORER_CALLS.__class__())
     a = run(run_cfg("selection=less", "stop_after=score", *SMALL_LESS, out="lessA"))  # may come from the cache

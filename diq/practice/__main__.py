@@ -16,7 +16,6 @@ judge and item and reused.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,11 +23,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..artifacts import write_json, write_text
-from ..errors import DiqError
-from .items import eval_questions, generation_items, read_record, run_label, sample_items
-from .judging import _judge_cfg, _judge_for_record, _print_summary, rate_items, summarise
-from .rubric import DIMENSIONS
+from diq.args import parser
+from diq.artifacts import write_json, write_text
+from diq.errors import DiqError
+from diq.practice.criteria import DIMENSIONS
+from diq.practice.items import eval_questions, generation_items, read_record, run_label, sample_items
+from diq.practice.judging import _judge_cfg, _judge_for_record, _print_summary, rate_items, summarise
 
 
 def _write_practice(record_path: Path, key: str, value: dict) -> Path:
@@ -42,7 +42,7 @@ def _track(rec: dict, key: str, s: dict, mode: str) -> str | None:
     """Mirror a summary to W&B in the run's group (job_type expert_practice); keys from the environment only."""
     if mode == "disabled" or rec["config"].get("logger", {}).get("mode", "disabled") == "disabled":
         return None
-    from ..tracking import Tracker
+    from diq.run.tracking import Tracker
 
     t = Tracker(OmegaConf.create(rec["config"]["logger"]), config={"source": key, "run": run_label(rec)},
                 group=rec["experiment"], job_type="expert_practice", tags=[rec["strategy"], key],
@@ -106,7 +106,8 @@ def cmd_generations(args) -> int:
 
 def check_args(args) -> None:
     """Counts, sizes and the device, before any record is read or a judge loads."""
-    from ..checks import check_device, check_minimums
+    from diq.args import check_minimums
+    from diq.config.checks import check_device
 
     check_minimums(args, {"n": 1 if args.cmd in ("samples", "generations") else 0, "samples_n": 0,
                           "max_new_tokens": 1, "judge_max_length": 64, "max_retries": 0})
@@ -141,7 +142,7 @@ def read_items(path: str) -> list[dict]:
 
 
 def cmd_export(args) -> int:
-    from .review import export_pack
+    from diq.practice.review import export_pack
 
     items: list[dict] = []
     for f in args.items or []:
@@ -166,7 +167,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .review import import_ratings, summary_markdown, write_import
+    from diq.practice.review import import_ratings, summary_markdown, write_import
 
     res = import_ratings(Path(args.pack), [Path(p) for p in args.ratings], seed=args.seed)
     paths = write_import(res, Path(args.out or args.pack))
@@ -179,8 +180,7 @@ def main(argv=None) -> int:
     from diq.logs import cli_logging
 
     cli_logging()
-    ap = argparse.ArgumentParser(prog="python -m diq.practice", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser("practice", __doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def judge_opts(p):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..errors import DiqError
-from ..formatting import assistant_text
+from diq.engine.formatting import assistant_text
+from diq.errors import DiqError
 
 
 def item_id(kind: str, source_id: str, text: str) -> str:
@@ -45,7 +45,7 @@ def run_label(rec: dict) -> str:
 
 def sample_items(rec: dict, n: int, seed: int = 0) -> list[dict]:
     """Up to ``n`` selected and ``n`` unselected pool samples of a run, drawn with ``seed``."""
-    from ..pool import load_pool
+    from diq.stages.pool.load import load_pool
 
     ids_path = Path(rec["selected_ids_path"])
     if not ids_path.exists():
@@ -69,7 +69,7 @@ def eval_questions(source: str, n: int) -> list[dict]:
     """A fixed question set: ``pubmedqa`` (the first n of the bundled official test split, with their abstracts)
     or a .json/.jsonl file with ``id`` and ``question`` fields."""
     if source == "pubmedqa":
-        from ..tasks.mcq import pubmedqa_split
+        from diq.tasks.mcq import pubmedqa_split
 
         rows = sorted(pubmedqa_split("test"), key=lambda r: r["id"])[:n]
         return [{"id": r["id"], "question": f"{r['context']}\n\n{r['question']}"} for r in rows]
@@ -90,7 +90,7 @@ def generate(model_path: str, adapter: str | None, questions: list[dict], max_ne
     """Greedy answers of base + adapter, chat-templated, batched with left padding."""
     import torch
 
-    from ..models import load_model, load_tokenizer
+    from diq.engine.models import load_model, load_tokenizer
 
     tok = load_tokenizer(model_path)
     model = load_model(model_path, device=device)
@@ -116,14 +116,14 @@ def generate(model_path: str, adapter: str | None, questions: list[dict], max_ne
 def generation_items(rec: dict, questions: list[dict], max_new_tokens: int, cache_dir: Path,
                      device: str = "cpu") -> list[dict]:
     """Generations of a run's fine-tuned model on ``questions``; cached per (adapter, questions, settings)."""
-    from ..artifacts import StageDir, write_json
+    from diq.artifacts import StageDir, write_json
 
     if "train" not in rec:
         raise DiqError(f"run {run_label(rec)} ({rec['output_dir']}) stopped before training "
                        f"(stop_after={rec['config'].get('stop_after')}): it has no fine-tuned model to generate with\n"
                        f"  fix: pass runs that trained (stop_after=train or eval)")
     adapter = rec["train"]["adapter"]
-    from ..models import model_key
+    from diq.engine.models import model_key
 
     stage = StageDir(cache_dir, "practice_gen", {"model": model_key(rec["model_path"]), "adapter": model_key(adapter),
                                                  "questions": [q["id"] for q in questions],

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
-from ..artifacts import sha256_obj
-from ..compose import CONF, JUDGE_OVERRIDES, compose_conf
-from ..errors import DiqError
-from .rubric import DIMENSIONS, practice_prompt
-from .stats import bootstrap_diff
+from diq.artifacts import sha256_obj
+from diq.config.compose import CONF, JUDGE_OVERRIDES, compose_conf
+from diq.errors import DiqError
+from diq.practice.agreement import bootstrap_diff
+from diq.practice.criteria import DIMENSIONS, practice_prompt
 
 
 def compose_judge(overrides: list[str]) -> dict:
@@ -39,7 +39,7 @@ def _judge_cfg(args) -> dict:
         flags = {"base_url": args.base_url, "model_name": args.model_name, "api_key_env": args.api_key_env,
                  "max_retries": args.max_retries, "backoff": args.backoff}
     jcfg.update({k: v for k, v in flags.items() if v is not None})
-    from ..difficulty.judge import check_judge
+    from diq.stages.score.difficulty.judge import check_judge
 
     check_judge(OmegaConf.create({"judge": jcfg}), judged=True)
     if jcfg["backend"] == "openai" and not (jcfg.get("base_url") and jcfg.get("model_name")):
@@ -50,7 +50,7 @@ def _judge_cfg(args) -> dict:
 
 def rate_items(items: list[dict], jcfg: dict, cache_dir: Path) -> dict[str, dict[str, float]]:
     """item_id → {dimension: rating}, via the difficulty judge's backends and its resumable JSONL cache."""
-    from ..difficulty.judge import make_judge, rate_cached
+    from diq.stages.score.difficulty.judge import make_judge, rate_cached
 
     ident = {k: v for k, v in jcfg.items() if k not in ("device", "batch_size", "max_retries", "backoff", "max_wait", "timeout")}
     partial = cache_dir / "practice_judge" / f"{sha256_obj(ident)[:16]}.jsonl"

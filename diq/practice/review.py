@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import write_json, write_text
-from ..errors import DiqError
-from .review_form import HTML
-from .rubric import DIMENSIONS, RUBRICS, TITLES
-from .stats import agreement, bootstrap_diff
+from diq.artifacts import write_json, write_text
+from diq.errors import DiqError
+from diq.practice.agreement import agreement, bootstrap_diff
+from diq.practice.criteria import DIMENSIONS, RUBRICS, TITLES
+from diq.practice.review_form import HTML
 
 KEY_FILE = "KEY-do-not-send-to-raters.json"
 CSV_COLUMNS = ["position", "item_id", "question", "answer", "rater", *DIMENSIONS, "comment"]

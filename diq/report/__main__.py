@@ -1,3 +1,3 @@
-from .cli import main
+from diq.report.command import main
 
 raise SystemExit(main())

@@ -6,6 +6,8 @@ import glob
 import json
 from pathlib import Path
 
+from diq.record import RunRecord
+
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "experiments" / "paper_numbers.json"
 PAPER_MODEL = "llama31_8b_instruct"
@@ -20,8 +22,8 @@ COLUMNS = ["table", "strategy", "budget", "cell", "status", "n_seeds", "seeds", 
            "delta_base_ci_low", "delta_base_ci_high", "mdd", "run_dirs", "commits", "wandb_runs", "command", "per_item", "scores_files"]
 
 
-def budget_name(f, strategy: str | None = None) -> str:
-    if strategy == "none":
+def budget_name(f, base_model: bool = False) -> str:
+    if base_model:
         return "base"
     return "full" if float(f) >= 1.0 else f"p{float(f) * 100:g}"
 
@@ -49,8 +51,8 @@ def find_records(experiment: str | None, paths: list[str]) -> list[Path]:
     return sorted({p.resolve() for p in found})
 
 
-def load_records(paths: list[Path]) -> tuple[list[dict], list[str]]:
-    """Parsed records (each with ``_path``); unreadable files are named and skipped, never fatal."""
+def load_records(paths: list[Path]) -> tuple[list[RunRecord], list[str]]:
+    """Typed records (each with ``path`` and ``mtime``); unreadable files are named and skipped, never fatal."""
     recs, bad = [], []
     for p in paths:
         try:
@@ -60,15 +62,13 @@ def load_records(paths: list[Path]) -> tuple[list[dict], list[str]]:
         except (OSError, ValueError) as e:
             bad.append(f"{p}: {type(e).__name__}: {str(e)[:120]}")
             continue
-        practice = p.parent / "practice.json"  # written by diq.practice beside the record
+        practice = p.parent / "practice.json"  # written by diq practice beside the record
         if practice.exists():
             try:
                 r["expert_practice"] = {**(r.get("expert_practice") or {}), **json.loads(practice.read_text())}
             except ValueError as e:
                 bad.append(f"{practice}: {type(e).__name__}: {str(e)[:120]} (the record was read without it)")
-        r["_path"] = str(p)
-        r["_mtime"] = p.stat().st_mtime
-        recs.append(r)
+        recs.append(RunRecord.from_json({**r, "_path": str(p), "_mtime": p.stat().st_mtime}))
     return recs, bad
 
 
@@ -80,30 +80,31 @@ def _strip_seeds(x):
     return x
 
 
-def cell_key(r: dict) -> str:
-    """The record's configuration without its seed (``cell_hash``, written by diq.run; rebuilt for older records)."""
-    if r.get("cell_hash"):
-        return r["cell_hash"]
-    from ..artifacts import sha256_obj
+def cell_key(r: RunRecord | dict) -> str:
+    """The record's configuration without its seed (``cell_hash``, written by diq run; rebuilt for older records)."""
+    r = RunRecord.of(r)
+    if r.cell_hash:
+        return r.cell_hash
+    from diq.artifacts import sha256_obj
 
-    c = r.get("config")
+    c = r.config
     if not c:  # failed before its config was resolved (e.g. config validation): its command-line cell names it
-        return sha256_obj({"cell": r.get("cell"), "strategy": r.get("strategy"), "model": r.get("model"),
-                           "experiment": r.get("experiment"), "budget": r.get("budget_fraction")})
+        return sha256_obj({"cell": r.cell, "strategy": r.strategy, "model": r.model,
+                           "experiment": r.experiment, "budget": r.budget_fraction})
     return sha256_obj(_strip_seeds({k: c.get(k) for k in ("pool", "model", "selection", "budget", "train", "eval",
                                                           "scoring")}))
 
 
-def dedupe(records: list[dict]) -> tuple[list[dict], int, int]:
+def dedupe(records: list[RunRecord | dict]) -> tuple[list[RunRecord], int, int]:
     """Newest complete record per (configuration, seed); failed records only where nothing completed.
     Returns (kept, duplicates set aside, failed records set aside)."""
-    by: dict[tuple, list[dict]] = {}
-    for r in records:
-        by.setdefault((cell_key(r), r.get("seed")), []).append(r)
+    by: dict[tuple, list[RunRecord]] = {}
+    for r in map(RunRecord.of, records):
+        by.setdefault((cell_key(r), r.seed), []).append(r)
     kept, dups, failed_aside = [], 0, 0
     for rs in by.values():
-        rs = sorted(rs, key=lambda r: (r.get("finished_at") or "", r["_mtime"]), reverse=True)
-        done = [r for r in rs if r.get("status") == "complete"]
+        rs = sorted(rs, key=lambda r: (r.finished_at or "", r.mtime), reverse=True)
+        done = [r for r in rs if r.complete]
         if done:
             kept.append(done[0])
             dups += len(done) - 1

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..artifacts import write_text
-from .records import COLUMNS
+from diq.artifacts import write_text
+from diq.report.records import COLUMNS
 
 
 def write_csv(rows: list[dict], path: Path, columns: list[str] = COLUMNS) -> None:

@@ -19,13 +19,15 @@ import math
 
 import numpy as np
 
+from diq.record import RunRecord
+
 Z = 1.959963984540054 + 0.8416212335729143  # z_{0.975} + z_{0.8}
 B = 2000  # bootstrap replicates
 
 
-def correctness(rec: dict) -> dict[str, dict[int, int]] | None:
+def correctness(rec: RunRecord) -> dict[str, dict[int, int]] | None:
     """``{task: {doc_id: 0/1}}`` for the averaged benchmarks of a record, or None when it has no per-item data."""
-    tasks = (rec.get("eval") or {}).get("tasks") or {}
+    tasks = RunRecord.of(rec).tasks
     out = {}
     for name, t in tasks.items():
         if t.get("category") not in ("S", "C"):
@@ -68,9 +70,9 @@ def mdd_from(tasks: list[tuple[float, int]]) -> float:
     return Z * math.sqrt(2 * var) / len(tasks) if tasks else float("nan")
 
 
-def task_accuracies(rec: dict) -> list[tuple[float, int]]:
+def task_accuracies(rec: RunRecord) -> list[tuple[float, int]]:
     """(accuracy, n) of each averaged benchmark of a record (what ``mdd_from`` needs; no per-item data)."""
-    tasks = (rec.get("eval") or {}).get("tasks") or {}
+    tasks = RunRecord.of(rec).tasks
     return [(float(t["value"]), int(t.get("n") or 0)) for t in tasks.values()
             if t.get("category") in ("S", "C") and 0 <= float(t["value"]) <= 1]
 

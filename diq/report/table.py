@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import stats
-from .records import PAPER, PAPER_MODEL, PAPER_POOL, budget_name, cell_key
+from diq.record import RunRecord
+from diq.report import stats
+from diq.report.records import PAPER, PAPER_MODEL, PAPER_POOL, budget_name, cell_key
 
 
 def _paper_rows() -> dict[tuple[str, str], dict]:
@@ -19,48 +20,49 @@ def _paper_rows() -> dict[tuple[str, str], dict]:
     return {(r["strategy"], r["budget"]): r for r in data["main_table"]}
 
 
-def _strategy_label(r: dict) -> str:
-    sel = (r.get("config") or {}).get("selection") or {}
-    s = r["strategy"]
+def _strategy_label(r: RunRecord) -> str:
+    sel = r.cfg("selection")
+    s = r.strategy
     if s == "difficulty" and sel.get("perspective"):
         s += f":{sel['perspective']}"
     if s == "quadrant" and sel.get("quadrant"):
         s += f":{sel['quadrant']}"
-    s = "base model" if s == "none" else s
-    if r.get("dpo") or ((r.get("config") or {}).get("dpo") or {}).get("enabled"):
+    s = "base model" if r.base_model else s
+    if r.stages.dpo.dpo or r.cfg("dpo").get("enabled"):
         s += " + DPO"
     return s
 
 
-def context(r: dict) -> dict:
+def context(r: RunRecord) -> dict:
     """What a record measured: model, pool and size, benchmarks with n each, limits, difficulty source, validation."""
-    c = r.get("config") or {}
-    ev = (r.get("eval") or {}).get("tasks") or {}
-    bench = " ".join(f"{n}:{t.get('n')}" for n, t in sorted(ev.items()))
-    if not bench and r.get("eval_plan"):
-        bench = " ".join(sorted(r["eval_plan"]))
-    val = ((r.get("scores") or {}).get("validation") or {}).get("per_task")
-    diff = ((r.get("scores") or {}).get("difficulty") or {}).get("source")
+    c = r.config or {}
+    bench = " ".join(f"{n}:{t.get('n')}" for n, t in sorted(r.tasks.items()))
+    if not bench and r.stages.eval.eval_plan:
+        bench = " ".join(sorted(r.stages.eval.eval_plan))
+    scores = r.stages.score.scores or {}
+    val = (scores.get("validation") or {}).get("per_task")
+    diff = (scores.get("difficulty") or {}).get("source")
     limited = []
-    if r.get("hub_fixtures") or r.get("model") == "tiny" or (c.get("hub_fixtures")):
+    if r.hub_fixtures or r.model == "tiny" or (c.get("hub_fixtures")):
         limited.append("debug (tiny model / fixtures)")
     lim = (c.get("eval") or {}).get("limit")
     if lim:
         limited.append(f"eval.limit={lim}")
     if (c.get("pool") or {}).get("limit"):
         limited.append(f"pool.limit={c['pool']['limit']}")
-    n = r.get("averages_n") or {}
-    paper = (r.get("model") == PAPER_MODEL and r.get("pool") == PAPER_POOL and not limited
+    n = r.stages.eval.averages_n or {}
+    pool = r.stages.pool
+    paper = (r.model == PAPER_MODEL and pool.pool == PAPER_POOL and not limited
              and n.get("AvgS") == 3 and n.get("AvgC") == 6)
-    return {"model": r.get("model"), "pool": r.get("pool"), "n_pool": r.get("n_pool"), "benchmarks": bench,
+    return {"model": r.model, "pool": pool.pool, "n_pool": pool.n_pool, "benchmarks": bench,
             "eval_limit": lim, "difficulty": diff or "",
             "validation": " ".join(f"{k}:{v}" for k, v in sorted(val.items())) if val else "",
             "limited": "; ".join(limited), "_paper": paper}
 
 
-def _cost(r: dict) -> dict:
-    s = r.get("seconds_computed") or r.get("seconds") or {}
-    dev = ((r.get("config") or {}).get("eval") or {}).get("device")
+def _cost(r: RunRecord) -> dict:
+    s = r.seconds_computed or r.seconds or {}
+    dev = r.cfg("eval").get("device")
     return {"score_s": s.get("score", 0.0) + s.get("select", 0.0), "train_s": s.get("train", 0.0),
             "eval_s": s.get("eval", 0.0), "device": dev}
 
@@ -89,45 +91,46 @@ def _mean_std(vals):
     return round(float(v.mean()), 2), (round(float(v.std(ddof=1)), 2) if len(v) > 1 else None)
 
 
-def aggregate(records: list[dict], table: str, command: str | None, dups: int = 0, failed_aside: int = 0,
+def aggregate(records: list[RunRecord | dict], table: str, command: str | None, dups: int = 0, failed_aside: int = 0,
               reference: str = "random", unreadable: int = 0) -> list[dict]:
     """One row per distinct configuration (cell_hash); seeds are the only thing averaged. Each row is compared with
     ``reference`` (a strategy label) at the same budget and with the base model, paired over benchmark items
     (``diq.report.stats``)."""
     if not records:
         return []
+    records = [RunRecord.of(r) for r in records]
     df = pd.DataFrame({"rec": records, "key": [cell_key(r) for r in records]})
     paper = _paper_rows()
     rows = []
     for key, g in df.groupby("key", sort=False):
         rs = list(g["rec"])
-        done = [r for r in rs if r.get("status") == "complete"]
+        done = [r for r in rs if r.complete]
         r0 = (done or rs)[0]
         ctx = context(r0)
         strat = _strategy_label(r0)
-        budget = budget_name(r0.get("budget_fraction") or 0, r0["strategy"])
-        cell = r0.get("cell") or {}
+        budget = budget_name(r0.budget_fraction or 0, r0.base_model)
+        cell = r0.cell or {}
         row = {"table": table, "strategy": strat, "budget": budget,
-               "cell": "" if r0["strategy"] == "none" else " ".join(f"{k}={v}" for k, v in sorted(cell.items())),
-               "status": "complete" if done else "failed", "n_seeds": len({r.get("seed") for r in done}),
-               "seeds": " ".join(str(s) for s in sorted({r.get("seed") for r in done})), "records": len(rs),
+               "cell": "" if r0.base_model else " ".join(f"{k}={v}" for k, v in sorted(cell.items())),
+               "status": "complete" if done else "failed", "n_seeds": len({r.seed for r in done}),
+               "seeds": " ".join(str(s) for s in sorted({r.seed for r in done})), "records": len(rs),
                "set_aside_duplicates": dups, "set_aside_failed": failed_aside, "set_aside_unreadable": unreadable,
                **{k: v for k, v in ctx.items() if not k.startswith("_")}}
         for k in ("AvgS", "AvgC", "AvgA"):
-            row[k], row[f"{k}_std"] = _mean_std([(r.get("averages") or {}).get(k) for r in done])
-        n = r0.get("averages_n") or {}
+            row[k], row[f"{k}_std"] = _mean_std([r.averages.get(k) for r in done])
+        n = r0.stages.eval.averages_n or {}
         row["n_S"], row["n_C"] = n.get("AvgS"), n.get("AvgC")
-        tasks = (r0.get("eval") or {}).get("tasks") or {}
+        tasks = r0.tasks
         if len(done) == 1 and len(tasks) == 1:  # one benchmark, one seed: its Wilson 95 % interval (×100)
             ci = next(iter(tasks.values())).get("ci95")
             row["AvgA_ci95"] = f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}" if ci else None
-        if any(r.get("planted") for r in done):  # experiments/planted.yaml: the known answer
-            pl = [r.get("planted") or {} for r in done]
+        if any(r.stages.select.planted for r in done):  # experiments/planted.yaml: the known answer
+            pl = [r.stages.select.planted or {} for r in done]
             for col, key in (("in_domain_precision", "precision_in_domain"), ("corrupted_share", "share_corrupted")):
                 row[col], row[f"{col}_std"] = _mean_std([p.get(key) for p in pl])
             row["in_domain_base_rate"] = round(100 * pl[0]["base_rate_in_domain"], 2)
             row["corrupted_base_rate"] = round(100 * pl[0]["base_rate_corrupted"], 2)
-        p = paper.get((r0["strategy"], budget), {}) if ctx["_paper"] else {}
+        p = paper.get((r0.strategy, budget), {}) if ctx["_paper"] else {}
         for k in ("AvgS", "AvgC", "AvgA"):
             row[f"paper_{k}"] = p.get(k)
         row["delta_AvgA"] = round(row["AvgA"] - p["AvgA"], 2) if p.get("AvgA") and row["AvgA"] is not None else None
@@ -137,7 +140,7 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
                 row[c] = round(float(costs[c].mean()), 1)
             row["device"] = costs["device"].iloc[0]
         if not done:
-            row["error"] = str(rs[0].get("error") or "?").splitlines()[0][:200]
+            row["error"] = str(rs[0].error or "?").splitlines()[0][:200]
         accs = [stats.task_accuracies(r) for r in done]  # (accuracy, n) per benchmark, accuracy averaged over seeds
         row["_acc"] = [(sum(a[i][0] for a in accs) / len(accs), accs[0][i][1]) for i in range(len(accs[0]))] \
             if accs and all(len(a) == len(accs[0]) for a in accs) else []
@@ -145,15 +148,16 @@ def aggregate(records: list[dict], table: str, command: str | None, dups: int = 
         row["_items"] = corr if corr and all(c is not None for c in corr) else None
         ci = stats.bootstrap_ci(row["_items"]) if row["_items"] else None
         row["AvgA_ci_low"], row["AvgA_ci_high"] = (round(100 * ci[0], 2), round(100 * ci[1], 2)) if ci else (None, None)
-        row["run_dirs"] = " ".join(sorted(_rel(_run_place(r["_path"])) for r in rs))
-        row["commits"] = " ".join(sorted({((r.get("git") or {}).get("sha") or "?")[:12] for r in rs}))
-        row["wandb_runs"] = " ".join(sorted({_rel(str(r["wandb"]).removeprefix("offline:")) if
-                                             str(r["wandb"]).startswith("offline:") else str(r["wandb"])
-                                             for r in rs if r.get("wandb")}))
-        row["command"] = " | ".join(sorted({r.get("command") or command or f"python -m diq.run experiment="
-                                            f"{r.get('experiment')}" for r in rs}))
-        row["per_item"] = " ".join(sorted({_rel(r["per_item"]) for r in done if r.get("per_item")}))
-        row["scores_files"] = " ".join(sorted({_rel(r["scores_file"]) for r in done if r.get("scores_file")}))
+        row["run_dirs"] = " ".join(sorted(_rel(_run_place(r.path)) for r in rs))
+        row["commits"] = " ".join(sorted({((r.git or {}).get("sha") or "?")[:12] for r in rs}))
+        row["wandb_runs"] = " ".join(sorted({_rel(str(r.wandb).removeprefix("offline:")) if
+                                             str(r.wandb).startswith("offline:") else str(r.wandb)
+                                             for r in rs if r.wandb}))
+        row["command"] = " | ".join(sorted({r.command or command or f"python -m diq.run experiment="
+                                            f"{r.experiment}" for r in rs}))
+        row["per_item"] = " ".join(sorted({_rel(r.stages.eval.per_item) for r in done if r.stages.eval.per_item}))
+        row["scores_files"] = " ".join(sorted({_rel(r.stages.select.scores_file) for r in done
+                                               if r.stages.select.scores_file}))
         rows.append(row)
     full = [r for r in rows if r["strategy"] == "full" and r.get("train_s")]
     for r in rows:  # the paper's cost claim: scoring DIQ costs 1/1.85 of one full-data SFT run
@@ -211,14 +215,14 @@ PRACTICE_COLUMNS = ["table", "strategy", "budget", "seed", "source", "dimension"
                     "diff", "ci_low", "ci_high", "n", "judge"]
 
 
-def practice_rows(records: list[dict], table: str) -> list[dict]:
+def practice_rows(records: list[RunRecord], table: str) -> list[dict]:
     """Expert-practice results carried by records (``python -m diq.practice samples|generations``)."""
-    from ..practice.rubric import DIMENSIONS
+    from diq.practice.criteria import DIMENSIONS
 
     rows = []
-    for r in sorted(records, key=lambda r: (r["budget_fraction"], r["strategy"], r["seed"])):
-        ep = r.get("expert_practice") or {}
-        base = {"table": table, "strategy": r["strategy"], "budget": budget_name(r["budget_fraction"]), "seed": r["seed"]}
+    for r in sorted(map(RunRecord.of, records), key=lambda r: (r.budget_fraction, r.strategy, r.seed)):
+        ep = r.expert_practice or {}
+        base = {"table": table, "strategy": r.strategy, "budget": budget_name(r.budget_fraction), "seed": r.seed}
         if "samples" in ep:
             s = ep["samples"]
             judge = s["judge"].get("model_name") or (s["judge"].get("model") or {}).get("name")

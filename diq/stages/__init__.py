@@ -2,5 +2,5 @@
 ``StageDir`` under ``cache_dir`` where it computes), and the record fields it fills.
 
 pool → decontaminate (``pool``) → score (``score``) → select (``select``) → train (``train``) → DPO (``dpo``) →
-evaluate (``evaluate``). ``diq.pipeline`` calls them in that order.
+evaluate (``evaluate``). ``diq.run.pipeline`` calls them in that order.
 """

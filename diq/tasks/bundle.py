@@ -14,15 +14,16 @@ import json
 import random
 from pathlib import Path
 
-from . import mcq
+from diq import DATA
+from diq.tasks import mcq
 
 
 def resolve(path: str | None, hub: dict | None = None) -> Path:
     """The bundle file: a local path, or a file in a hub dataset repo (``hub: {repo_id, filename}``)."""
-    from ..errors import DiqError
+    from diq.errors import DiqError
 
     if hub and hub.get("repo_id"):
-        from ..hub import ensure_hub_reachable
+        from diq.engine.hub import ensure_hub_reachable
 
         ensure_hub_reachable(hub["repo_id"], "dataset", "a local copy: eval.path=/path/to/eval_data.json")
         from huggingface_hub import hf_hub_download
@@ -33,7 +34,7 @@ def resolve(path: str | None, hub: dict | None = None) -> Path:
         raise DiqError("eval=medical_bundle needs the bundle file\n  fix: pass eval.path=/path/to/eval_data.json "
                        "(HuatuoGPT-o1's evaluation file) or eval.hub.repo_id=<a hub mirror> eval.hub.filename=<file>")
     if path.startswith("pkg://diq/data/"):
-        return Path(__file__).resolve().parent.parent / "data" / path[len("pkg://diq/data/"):]
+        return DATA / path[len("pkg://diq/data/"):]
     return Path(path).expanduser()
 
 

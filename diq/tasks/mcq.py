@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+from diq import DATA
+
 LETTERS = "ABCDEFGHIJ"
 COT_INSTRUCTION = ('Think through the problem step by step, then end your reply with "The answer is X", '
                    "where X is the letter of the correct option.")

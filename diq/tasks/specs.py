@@ -1,6 +1,6 @@
 """Evaluation task specs: which benchmarks a run evaluates (``eval.tasks`` or the bundle), their items (scored
 docs, hold-outs), the lm-eval task configs built from them, and the preflight that checks every item before any
-compute. ``diq/evaluate.py`` runs them."""
+compute. ``diq/stages/evaluate/harness.py`` runs them."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..errors import DiqError
+from diq.errors import DiqError
 
 TASK_DIR = Path(__file__).parent
 # local benchmark files: cot (generate, match the answer), mc (log-likelihood of the option letters after the listed
@@ -45,8 +45,8 @@ def bundle_sources(cfg) -> dict[str, dict]:
 
 
 def bundle_file(cfg) -> str:
-    from ..hub import fixtures_dir
-    from . import bundle
+    from diq.engine.hub import fixtures_dir
+    from diq.tasks import bundle
 
     path = cfg.get("path")
     if not path and not (cfg.get("hub") or {}).get("repo_id") and fixtures_dir() is not None:
@@ -98,7 +98,7 @@ def task_specs(cfg) -> list[dict]:
 
 
 def _local_docs(spec: dict) -> list[dict]:
-    from . import mcq
+    from diq.tasks import mcq
 
     loc = {k: v for k, v in spec["local"].items() if k in ("question_field", "options_field", "answer_field",
                                                             "id_field", "context_field", "prefix_field")}
@@ -107,7 +107,7 @@ def _local_docs(spec: dict) -> list[dict]:
 
 def scored_docs(spec: dict, holdout: int = 0, holdout_seed: int = 0) -> list[dict] | None:
     """The items of a bundle or local task that are scored (after any hold-out); None for lm-eval tasks."""
-    from . import bundle
+    from diq.tasks import bundle
 
     if spec.get("bundle"):
         b = spec["bundle"]
@@ -126,9 +126,9 @@ SAMPLING = {"greedy": {"do_sample": False},
 
 
 def _gen_task(name: str, docs_fn, prompt: str, max_gen_toks: int, sampling: str = "greedy") -> dict:
-    """A generative MCQ task. Its filter is diq's matcher, but the task's score comes from ``diq.evaluate.match``,
+    """A generative MCQ task. Its filter is diq's matcher, but the task's score comes from ``diq.stages.evaluate.harness.match``,
     which re-scores the stored replies with ``eval.matcher``: generation does not depend on the matcher."""
-    from . import mcq
+    from diq.tasks import mcq
 
     return {"task": name, "custom_dataset": docs_fn, "test_split": "test", "output_type": "generate_until",
             "doc_to_text": mcq.PROMPTS[prompt], "doc_to_target": mcq.target_letter,
@@ -146,20 +146,21 @@ def _docs_dataset(docs: list[dict], **_kw):
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
 
 
-def build_task(spec: dict, cfg, tm) -> dict | str:
-    """The lm-eval task (a config dict, or a registered name) for one spec."""
+def build_task(spec: dict, cfg, tm, docs: list[dict] | None = None) -> dict | str:
+    """The lm-eval task (a config dict, or a registered name) for one spec; ``docs``: its scored documents when the
+    run's plan has them (read once), else read here."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    from ..hub import fixtures_dir, redirect_task
-    from . import mcq
+    from diq.engine.hub import fixtures_dir, redirect_task
+    from diq.tasks import mcq
 
     prompt, sampling = cfg.get("prompt", "diq"), cfg.get("sampling", "greedy")
     max_gen = int(cfg.get("max_gen_toks") or 512)
-    if spec.get("bundle") or (spec.get("local") and spec["local"].get("mode", "cot") == "cot"):
+    if docs is None and (spec.get("bundle") or spec.get("local")):
         docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
+    if spec.get("bundle") or (spec.get("local") and spec["local"].get("mode", "cot") == "cot"):
         return _gen_task(spec["name"], functools.partial(_docs_dataset, docs), prompt, max_gen, sampling)
     if spec.get("local"):
-        docs = scored_docs(spec, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
         cloze = spec["local"].get("mode") == "cloze"
         prefix = spec["local"].get("answer_prefix") if cloze else None
         extra = {}
@@ -212,7 +213,13 @@ def task_manager(specs: list[dict]):
 def preflight(cfg) -> list[dict]:
     """Everything about the evaluation that can fail, checked before scoring and training: task names against the
     installed lm-eval, every local and bundle file read and validated item by item, limit and batch size."""
-    from .mcq import MCQError
+    return preflight_plan(cfg)[0]
+
+
+def preflight_plan(cfg) -> tuple[list[dict], dict[str, list[dict] | None]]:
+    """``preflight``, returning also each task's scored documents (None for lm-eval's own tasks): what
+    ``diq.tasks.plan.EvalPlan`` keeps so that no later stage reads or checks a benchmark file again."""
+    from diq.tasks.mcq import MCQError
 
     limit = cfg.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -231,7 +238,7 @@ def preflight(cfg) -> list[dict]:
         specs = task_specs(cfg)
         sources = bundle_sources(cfg)
         if sources:
-            from . import bundle
+            from diq.tasks import bundle
 
             path = specs[0]["bundle"]["path"]
             have = bundle.read(path)
@@ -250,15 +257,17 @@ def preflight(cfg) -> list[dict]:
                 log.warning("evaluation bundle %s: source(s) %s are in the file but not evaluated (eval.bundle=%s); "
                             "to evaluate one, choose a bundle that lists it or define it: "
                             "+eval.sources.<name>='{task: <name>, category: C}'", path, unmapped, cfg.get("bundle"))
+        scored = {}
         for s in specs:
             docs = scored_docs(s, int(cfg.get("holdout", 0) or 0), int(cfg.get("holdout_seed", 0)))
             if docs is not None and not docs:
                 raise DiqError(f"eval task {s['name']!r}: no items left to score after holding out validation items"
                                f"\n  fix: lower eval.holdout or use a larger benchmark")
+            scored[s["name"]] = docs
     except MCQError as e:
         raise DiqError(str(e)) from None
     check_tasks(specs, task_manager(specs))
-    return specs
+    return specs, scored
 
 
 # ----------------------------------------------------------------------------------------------- results

@@ -91,11 +91,11 @@ def wait_for_tasks(jobs: list, poll_s: float, lost_after_s: float, clock=time.mo
 
 
 def check_cells(load_cell, job_overrides: Sequence[Sequence[str]], initial_job_idx: int = 0) -> None:
-    """Validate every cell's composed config (diq.validate, all but device presence: the submitting host is not
+    """Validate every cell's composed config (diq.run.validate, all but device presence: the submitting host is not
     where cells run) before anything is submitted. A bad value then costs no queue time and no partial array: one
     error lists each bad cell with its overrides. ``load_cell(overrides)`` composes a cell's config."""
     from diq.errors import DiqError
-    from diq.validate import validate
+    from diq.run.validate import validate
 
     bad = []
     for i, overrides in enumerate(job_overrides):

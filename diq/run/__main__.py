@@ -1,0 +1,4 @@
+from diq.run.frame import main
+
+if __name__ == "__main__":
+    main()
