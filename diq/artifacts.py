@@ -120,9 +120,10 @@ class StageDir:
     """A content-addressed directory for one stage's outputs: ``<root>/<stage>/<key[:16]>``.
 
     ``done`` is true only after :meth:`finish` wrote the marker. Partial directories left by a killed
-    process are wiped by :meth:`begin` and recomputed. Check ``done`` and compute inside ``with stage.lock():``
-    so that two processes sharing a cache (a restarted sweep while the first one's Slurm tasks still run, two
-    users) never compute or wipe the same stage at once: the second waits, then reuses the first's result.
+    process are wiped by :meth:`begin` and recomputed. Every stage goes through :meth:`get_or_compute`, which checks
+    ``done`` and computes under :meth:`lock`, so that two processes sharing a cache (a restarted sweep while the first
+    one's Slurm tasks still run, two users) never compute or wipe the same stage at once: the second waits, then
+    reuses the first's result.
     """
 
     def __init__(self, root: str | os.PathLike, stage: str, key_material: Any):

@@ -40,9 +40,9 @@ def test_sft_then_dpo_raises_the_heldout_margin_and_is_cached(run_cfg):
 
 @pytest.mark.slow
 def test_dpo_stack_mode_on_the_hub_preference_set(run_cfg):
-    from diq.tools.fixtures import __file__ as fx
+    from diq import DATA
 
-    fixtures = str(__import__("pathlib").Path(fx).parent / "data" / "hub_fixtures")
+    fixtures = str(DATA / "hub_fixtures")
     rec = run(run_cfg("selection=random", "dpo=trl", "dpo.adapter=stack", "preference=hub", "preference.holdout=8",
                       "preference.limit=8", "dpo.per_device_batch=4", "dpo.grad_accum=1", "dpo.lr=1e-3",
                       "train.max_length=256", "budget.fraction=0.05", f"hub_fixtures={fixtures}", "stop_after=dpo",

@@ -128,13 +128,11 @@ def generation_items(rec: dict, questions: list[dict], max_new_tokens: int, cach
     stage = StageDir(cache_dir, "practice_gen", {"model": model_key(rec["model_path"]), "adapter": model_key(adapter),
                                                  "questions": [q["id"] for q in questions],
                                                  "max_new_tokens": max_new_tokens})
-    with stage.lock():
-        if stage.done:
-            answers = json.loads((stage.path / "answers.json").read_text(encoding="utf-8"))
-        else:
-            stage.begin()
-            answers = generate(rec["model_path"], adapter, questions, max_new_tokens, device=device)
-            write_json(stage.path / "answers.json", answers)
-            stage.finish()
+    def answer(folder):
+        write_json(folder / "answers.json", generate(rec["model_path"], adapter, questions, max_new_tokens,
+                                                     device=device))
+
+    stage.get_or_compute(answer)
+    answers = json.loads((stage.path / "answers.json").read_text(encoding="utf-8"))
     label = run_label(rec)
     return [make_item("generation", label, q["id"], q["question"], a) for q, a in zip(questions, answers)]

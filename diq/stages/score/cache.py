@@ -27,19 +27,21 @@ def cached(root: Path, name: str, key: dict, ids: list[str],
     """Load ``name``'s arrays from the cache, or compute, save atomically and mark done. The result carries
     ``_meta``: the scorer's info, the cache folder, whether it was reused and the seconds it took."""
     stage = StageDir(root, f"scores/{name}", key)
-    with stage.lock():
-        if stage.done:
-            meta = stage.meta()
-            arrays = {k: np.load(stage.path / f"{k}.npy") for k in meta["arrays"]}
-            log.info(f"scores/{name}: reusing {stage.path}")
-            return arrays | {"_meta": {**meta.get("info", {}), "cache": str(stage.path), "reused": True}}
-        stage.begin()
+    made: dict = {}
+
+    def compute_into(folder):
         t = time.time()
         SCORER_CALLS[name] += 1
         arrays, info = compute()
         for k, v in arrays.items():
-            write_npy(stage.path / f"{k}.npy", np.asarray(v, dtype=np.float64))
-        write_json(stage.path / "ids.json", ids)
-        info = {**info, "seconds": time.time() - t}
-        stage.finish({"arrays": sorted(arrays), "info": info})
-        return arrays | {"_meta": {**info, "cache": str(stage.path), "reused": False}}
+            write_npy(folder / f"{k}.npy", np.asarray(v, dtype=np.float64))
+        write_json(folder / "ids.json", ids)
+        made.update(arrays=arrays, info={**info, "seconds": time.time() - t})
+        return {"arrays": sorted(arrays), "info": made["info"]}
+
+    meta, reused = stage.get_or_compute(compute_into)
+    if reused:
+        arrays = {k: np.load(stage.path / f"{k}.npy") for k in meta["arrays"]}
+        log.info(f"scores/{name}: reusing {stage.path}")
+        return arrays | {"_meta": {**meta.get("info", {}), "cache": str(stage.path), "reused": True}}
+    return made["arrays"] | {"_meta": {**made["info"], "cache": str(stage.path), "reused": False}}

@@ -76,15 +76,10 @@ def trained_classifier(ctx: ScoreContext, key: dict, recs: list[dict], labels: d
     from diq.stages.score.difficulty.classifier import train_classifier
 
     stage = StageDir(ctx.cache, "difficulty_classifier_model", {**ctx.base_key(), **key})
-    with stage.lock():
-        if stage.done:
-            info = stage.meta()["result"]
-        else:
-            stage.begin()
-            info = train_classifier(recs, labels, c.backbone, stage.path, epochs=int(c.epochs), lr=float(c.lr),
-                                    batch_size=int(c.get("batch_size", 8)), max_length=int(c.max_length),
-                                    seed=int(c.seed))
-            stage.finish({"result": info})
+    meta, _ = stage.get_or_compute(lambda folder: {"result": train_classifier(
+        recs, labels, c.backbone, folder, epochs=int(c.epochs), lr=float(c.lr), batch_size=int(c.get("batch_size", 8)),
+        max_length=int(c.max_length), seed=int(c.seed))})
+    info = meta["result"]
     return str(stage.path), info
 
 

@@ -28,17 +28,17 @@ def warmup_checkpoints(ctx: ScoreContext, wcfg, lora_cfg, tag: str) -> list[dict
 
     key = {**ctx.base_key(), "warmup": plain(wcfg), "lora": plain(lora_cfg), "train": inherited_train(ctx.cfg.train)}
     stage = StageDir(ctx.cache, f"warmup/{tag}", key)
-    with stage.lock():
-        if not stage.done:
-            stage.begin()
-            n = max(1, int(round(float(wcfg.fraction) * len(ctx.records))))
-            rng = random.Random(f"warmup:{wcfg.seed}")
-            subset = [ctx.records[i] for i in sorted(rng.sample(range(len(ctx.records)), n))]
-            tcfg = OmegaConf.create({**plain(ctx.cfg.train), "lora": plain(lora_cfg), "epochs": int(wcfg.epochs),
-                                     "lr": float(wcfg.lr), "max_length": int(wcfg.max_length),
-                                     "seed": int(wcfg.seed)})
-            cache.SCORER_CALLS[f"warmup/{tag}"] += 1
-            info = finetune(ctx.model_path, subset, tcfg, stage.path, checkpoint_every_epoch=True,
-                            lora_name="train.lora" if tag == "diq" else f"scoring.{tag}.lora")
-            stage.finish({"checkpoints": info["checkpoints"], "n_warmup": n})
+
+    def train(folder):
+        n = max(1, int(round(float(wcfg.fraction) * len(ctx.records))))
+        rng = random.Random(f"warmup:{wcfg.seed}")
+        subset = [ctx.records[i] for i in sorted(rng.sample(range(len(ctx.records)), n))]
+        tcfg = OmegaConf.create({**plain(ctx.cfg.train), "lora": plain(lora_cfg), "epochs": int(wcfg.epochs),
+                                 "lr": float(wcfg.lr), "max_length": int(wcfg.max_length), "seed": int(wcfg.seed)})
+        cache.SCORER_CALLS[f"warmup/{tag}"] += 1
+        info = finetune(ctx.model_path, subset, tcfg, folder, checkpoint_every_epoch=True,
+                        lora_name="train.lora" if tag == "diq" else f"scoring.{tag}.lora")
+        return {"checkpoints": info["checkpoints"], "n_warmup": n}
+
+    stage.get_or_compute(train)
     return stage.meta()["checkpoints"]
