@@ -33,7 +33,7 @@ def test_projection_bench_times_both_projectors(tmp_path, tiny_path):
     assert main(["projection", "--models", "tiny", "--k", "256", "--batch", "2", "--dense-modules", "2",
                  "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["command"].startswith("python -m diq.tools.bench projection --models tiny")
+    assert res["command"].startswith("diq bench projection --models tiny")
     (row,) = res["rows"]
     assert row["model"] == "tiny" and row["k"] == 256 and row["batch"] == 2 and row["rademacher_timed_modules"] == 2
     assert row["d"] == 114688 and row["sjlt_seconds_per_batch"] > 0 and row["rademacher_seconds_per_batch"] > 0

@@ -221,7 +221,9 @@ def main(argv=None) -> int:
     try:
         sizes = [int(x) for x in args.val_sizes.split(",") if x.strip()]
         budgets = [float(x) for x in args.budgets.split(",") if x.strip()]
-        check_minimums(args, {"seeds": 1, "draws": 1, "proj_dim": 0})  # --proj-dim 0: skip the comparison
+        check_minimums(args, {"seeds": 1, "draws": 1})
+        if args.proj_dim < 0:
+            raise DiqError(f"--proj-dim={args.proj_dim}: a projection size like 1024, or 0 to skip the comparison")
         if any(v < 1 for v in sizes) or not all(0 < b <= 1 for b in budgets):
             raise DiqError(f"--val-sizes={args.val_sizes} --budgets={args.budgets}: validation sizes are positive "
                            f"counts, budgets fractions in (0, 1]\n  fix: e.g. --val-sizes 5,10,20 --budgets 0.01,0.1")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from diq.args import check_minimums, parser
+from diq.args import parser
 from diq.artifacts import write_json
 from diq.config.compose import JUDGE_OVERRIDES, compose_conf, group_names
 from diq.errors import DiqError
@@ -121,7 +121,6 @@ def main(argv=None) -> int:
         from diq.stages.pool.load import load_pool
         from diq.stages.score.difficulty.judge import check_judge
 
-        check_minimums(args, {"limit": 1, "max_retries": 0, "epochs": 1, "batch_size": 1, "max_length": 8, "seed": 0})
         cfg = compose(args)
         clf = cfg.scoring.difficulty.classifier
         check_classifier(clf, "scoring.difficulty.classifier")
