@@ -29,6 +29,7 @@ from diq.errors import DiqError
 from diq.practice.criteria import DIMENSIONS
 from diq.practice.items import eval_questions, generation_items, read_record, run_label, sample_items
 from diq.practice.judging import _judge_cfg, _judge_for_record, _print_summary, rate_items, summarise
+from diq.record import RunRecord
 
 
 def _write_practice(record_path: Path, key: str, value: dict) -> Path:
@@ -38,15 +39,15 @@ def _write_practice(record_path: Path, key: str, value: dict) -> Path:
     return write_json(path, {**done, key: value})
 
 
-def _track(rec: dict, key: str, s: dict, mode: str) -> str | None:
+def _track(rec: RunRecord, key: str, s: dict, mode: str) -> str | None:
     """Mirror a summary to W&B in the run's group (job_type expert_practice); keys from the environment only."""
-    if mode == "disabled" or rec["config"].get("logger", {}).get("mode", "disabled") == "disabled":
+    if mode == "disabled" or rec.cfg("logger").get("mode", "disabled") == "disabled":
         return None
     from diq.run.tracking import Tracker
 
-    t = Tracker(OmegaConf.create(rec["config"]["logger"]), config={"source": key, "run": run_label(rec)},
-                group=rec["experiment"], job_type="expert_practice", tags=[rec["strategy"], key],
-                name=f"practice-{key}-{run_label(rec)}".replace(" ", "_"), out_dir=rec["output_dir"])
+    t = Tracker(OmegaConf.create(rec.cfg("logger")), config={"source": key, "run": run_label(rec)},
+                group=rec.experiment, job_type="expert_practice", tags=[rec.strategy, key],
+                name=f"practice-{key}-{run_label(rec)}".replace(" ", "_"), out_dir=rec.output_dir)
     t.summary({f"practice/{key}/{d}/{g}": m for d in DIMENSIONS for g, m in s["means"][d].items()})
     rows = [[d, name, b["diff"], b["ci_low"], b["ci_high"]] for d, c in s["differences"].items() for name, b in c.items()]
     t.table(f"practice/{key}/differences", ["dimension", "comparison", "diff", "ci_low", "ci_high"], rows)
@@ -60,7 +61,7 @@ def cmd_samples(args) -> int:
     items = sample_items(rec, args.n, args.seed)
     out = path.parent / "practice"
     write_text(out / "sample_items.jsonl", "".join(json.dumps(it) + "\n" for it in items))
-    ratings = rate_items(items, _judge_cfg(args), Path(rec["config"]["cache_dir"]))
+    ratings = rate_items(items, _judge_cfg(args), Path(rec.config["cache_dir"]))
     s = summarise(items, ratings, baseline="unselected", paired=False, seed=args.seed)
     s.update(judge=_judge_for_record(_judge_cfg(args)), n_per_group=args.n, seed=args.seed)
     s["wandb"] = _track(rec, "samples", s, args.wandb)
@@ -76,14 +77,14 @@ def cmd_generations(args) -> int:
     questions = eval_questions(args.questions, args.n)
     items = []
     for rec, _ in recs:
-        items += generation_items(rec, questions, args.max_new_tokens, Path(rec["config"]["cache_dir"]),
+        items += generation_items(rec, questions, args.max_new_tokens, Path(rec.config["cache_dir"]),
                                   device=args.device)
     labels = [run_label(r) for r, _ in recs]
     if len(set(labels)) != len(labels):
         raise DiqError(f"two runs share the label {labels}: compare runs that differ in strategy, budget or seed")
     out = Path(args.out or f"runs/practice/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     write_text(out / "generation_items.jsonl", "".join(json.dumps(it) + "\n" for it in items))
-    ratings = rate_items(items, _judge_cfg(args), Path(recs[0][0]["config"]["cache_dir"]))
+    ratings = rate_items(items, _judge_cfg(args), Path(recs[0][0].config["cache_dir"]))
     s = summarise(items, ratings, baseline=labels[0], paired=True, seed=args.seed)
     s.update(judge=_judge_for_record(_judge_cfg(args)), questions=args.questions, n_questions=len(questions),
              max_new_tokens=args.max_new_tokens, runs=[str(p) for _, p in recs])
@@ -156,7 +157,7 @@ def cmd_export(args) -> int:
         if args.n:
             qs = eval_questions(args.questions, args.n)
             for rec, _ in runs:
-                items += generation_items(rec, qs, args.max_new_tokens, Path(rec["config"]["cache_dir"]),
+                items += generation_items(rec, qs, args.max_new_tokens, Path(rec.config["cache_dir"]),
                                           device=args.device)
     if not items:
         raise DiqError("nothing to export\n  fix: pass --runs RUN ... (with --samples-n and/or --n) or --items FILE")

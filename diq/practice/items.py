@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from diq.engine.formatting import assistant_text
 from diq.errors import DiqError
+from diq.record import RunRecord
 
 
 def item_id(kind: str, source_id: str, text: str) -> str:
@@ -27,32 +28,32 @@ def make_item(kind: str, group: str, source_id: str, question: str, text: str, *
             "question": question, "text": text, **extra}
 
 
-def read_record(path: str | Path) -> tuple[dict, Path]:
+def read_record(path: str | Path) -> tuple[RunRecord, Path]:
     p = Path(path)
     if p.is_dir():
         p = p / "record.json"
     if not p.exists():
         raise DiqError(f"{p}: no such record\n  fix: pass a run folder or its record.json (runs/<experiment>/<time>/)")
-    rec = json.loads(p.read_text(encoding="utf-8"))
-    if rec.get("status") != "complete":
-        raise DiqError(f"{p}: the run did not complete (status {rec.get('status')!r})\n  fix: rerun it first")
+    rec = RunRecord.from_json(json.loads(p.read_text(encoding="utf-8")))
+    if not rec.complete:
+        raise DiqError(f"{p}: the run did not complete (status {rec.status!r})\n  fix: rerun it first")
     return rec, p
 
 
-def run_label(rec: dict) -> str:
-    return f"{rec['strategy']} {rec['budget_fraction'] * 100:g}% seed{rec['seed']}"
+def run_label(rec: RunRecord) -> str:
+    return f"{rec.strategy} {rec.budget_fraction * 100:g}% seed{rec.seed}"
 
 
-def sample_items(rec: dict, n: int, seed: int = 0) -> list[dict]:
+def sample_items(rec: RunRecord, n: int, seed: int = 0) -> list[dict]:
     """Up to ``n`` selected and ``n`` unselected pool samples of a run, drawn with ``seed``."""
     from diq.stages.pool.load import load_pool
 
-    ids_path = Path(rec["selected_ids_path"])
+    ids_path = Path(rec.stages.select.selected_ids_path)
     if not ids_path.exists():
         raise DiqError(f"{ids_path}: the run's selected ids are missing (record field selected_ids_path)\n"
                        f"  fix: rerun the run, or pass the folder it was moved to")
     selected = set(json.loads(ids_path.read_text(encoding="utf-8")))
-    pool = load_pool(OmegaConf.create(rec["config"]["pool"]))
+    pool = load_pool(OmegaConf.create(rec.cfg("pool")))
     sel = [r for r in pool if r["id"] in selected]
     rest = [r for r in pool if r["id"] not in selected]
     if not rest:
@@ -113,23 +114,23 @@ def generate(model_path: str, adapter: str | None, questions: list[dict], max_ne
     return [o.strip() for o in out]
 
 
-def generation_items(rec: dict, questions: list[dict], max_new_tokens: int, cache_dir: Path,
+def generation_items(rec: RunRecord, questions: list[dict], max_new_tokens: int, cache_dir: Path,
                      device: str = "cpu") -> list[dict]:
     """Generations of a run's fine-tuned model on ``questions``; cached per (adapter, questions, settings)."""
     from diq.artifacts import StageDir, write_json
 
-    if "train" not in rec:
-        raise DiqError(f"run {run_label(rec)} ({rec['output_dir']}) stopped before training "
-                       f"(stop_after={rec['config'].get('stop_after')}): it has no fine-tuned model to generate with\n"
+    if not rec.stages.train.train:
+        raise DiqError(f"run {run_label(rec)} ({rec.output_dir}) stopped before training "
+                       f"(stop_after={(rec.config or {}).get('stop_after')}): it has no fine-tuned model to generate with\n"
                        f"  fix: pass runs that trained (stop_after=train or eval)")
-    adapter = rec["train"]["adapter"]
+    adapter = rec.stages.train.train["adapter"]
     from diq.engine.models import model_key
 
-    stage = StageDir(cache_dir, "practice_gen", {"model": model_key(rec["model_path"]), "adapter": model_key(adapter),
+    stage = StageDir(cache_dir, "practice_gen", {"model": model_key(rec.model_path), "adapter": model_key(adapter),
                                                  "questions": [q["id"] for q in questions],
                                                  "max_new_tokens": max_new_tokens})
     def answer(folder):
-        write_json(folder / "answers.json", generate(rec["model_path"], adapter, questions, max_new_tokens,
+        write_json(folder / "answers.json", generate(rec.model_path, adapter, questions, max_new_tokens,
                                                      device=device))
 
     stage.get_or_compute(answer)
