@@ -31,10 +31,6 @@ class EvalPlan:
             specs, docs = preflight_plan(eval_cfg)
         return cls(cfg=eval_cfg, specs=specs, docs=docs, fixtures=str(fixtures) if fixtures else None)
 
-    @property
-    def holdout(self) -> tuple[int, int]:
-        return int(self.cfg.get("holdout", 0) or 0), int(self.cfg.get("holdout_seed", 0))
-
     def hub(self) -> AbstractContextManager:
         """Every hub read inside this block goes to the plan's fixtures (when it has any)."""
         return fixture_root(self.fixtures)

@@ -24,6 +24,10 @@ def _cmd(d: dict) -> str:
     return f"`{c}`" if c else "—"
 
 
+def _table(title: str, headers: list[str]) -> list[str]:
+    return ["", f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+
+
 def _load(bench: Path) -> dict[str, dict]:
     out = {}
     for p in sorted(bench.glob("*.json")):
@@ -39,9 +43,9 @@ def _load(bench: Path) -> dict[str, dict]:
 def render(bench: Path) -> str:
     """The tables, one per benchmark kind, one row per JSON file."""
     data = _load(bench)
-    lines = [BEGIN, "", "### Influence engine (`diq bench influence`)", "",
-             "| file | model | device | dtype | samples | tokens | max len | batch tokens | engine s | tokens/s | "
-             "peak RSS GiB | bs-1 loop s | speedup vs loop | command |", "|" + "---|" * 14]
+    lines = [BEGIN, *_table("Influence engine (`diq bench influence`)", [
+        "file", "model", "device", "dtype", "samples", "tokens", "max len", "batch tokens", "engine s", "tokens/s",
+        "peak RSS GiB", "bs-1 loop s", "speedup vs loop", "command"])]
     for name, d in data.items():
         if name.startswith("influence_"):
             rss = d.get("engine_peak_rss_mb")
@@ -50,9 +54,9 @@ def render(bench: Path) -> str:
                          f"{_f(d.get('engine_seconds'))} | {_f(d.get('engine_tokens_per_s'), '{:.0f}')} | "
                          f"{_f(rss / 1024 if rss else None)} | {_f(d.get('loop_seconds'))} | "
                          f"{_f(d.get('speedup_vs_loop'), '{:.2f}')} | {_cmd(d)} |")
-    lines += ["", "### Against dattri-llm (`diq bench influence --against dattri`)", "",
-              "| file | method | ours s | dattri-llm s | dattri-llm / ours | Spearman | scale-relative difference | "
-              "top-10 % overlap | same Adam convention: scale-relative difference |", "|" + "---|" * 9]
+    lines += _table("Against dattri-llm (`diq bench influence --against dattri`)", [
+        "file", "method", "ours s", "dattri-llm s", "dattri-llm / ours", "Spearman", "scale-relative difference",
+        "top-10 % overlap", "same Adam convention: scale-relative difference"])
     for name, d in data.items():
         if not name.startswith("peer_"):
             continue
@@ -65,9 +69,8 @@ def render(bench: Path) -> str:
                          f"{_f(a.get('spearman'), '{:.4f}')} | {_f(a.get('max_abs_err_over_scale'), '{:.1e}')} | "
                          f"{_f(a.get('top10_overlap'), '{:.2f}')} | "
                          f"{_f(same.get('max_abs_err_over_scale'), '{:.1e}')} |")
-    lines += ["", "### Projection (`diq bench projection`)", "",
-              "| file | model | d | k | batch | sparse JL s/batch | dense Rademacher s/batch | speedup |",
-              "|" + "---|" * 8]
+    lines += _table("Projection (`diq bench projection`)", [
+        "file", "model", "d", "k", "batch", "sparse JL s/batch", "dense Rademacher s/batch", "speedup"])
     for name, d in data.items():
         if name.startswith("projection_"):
             for r in d.get("rows") or []:
@@ -76,9 +79,9 @@ def render(bench: Path) -> str:
                              f"{_f(r.get('rademacher_seconds_per_batch'), '{:.2f}')}"
                              f"{' (extrapolated)' if r.get('rademacher_extrapolated') else ''} | "
                              f"{_f(r.get('speedup'), '{:,.0f}')}× |")
-    lines += ["", "### Throughput (`diq bench throughput`)", "",
-              "| file | architecture | layers | sequences × length | engine tokens/s | engine MFU | one SFT epoch "
-              "tokens/s | epoch MFU | engine / epoch time | peak FLOP/s source |", "|" + "---|" * 10]
+    lines += _table("Throughput (`diq bench throughput`)", [
+        "file", "architecture", "layers", "sequences × length", "engine tokens/s", "engine MFU",
+        "one SFT epoch tokens/s", "epoch MFU", "engine / epoch time", "peak FLOP/s source"])
     for name, d in data.items():
         if name.startswith("throughput_"):
             e, ep = d.get("engine") or {}, d.get("epoch") or {}
