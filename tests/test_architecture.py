@@ -124,7 +124,8 @@ def test_the_layer_rule_can_fail():
     assert _layer("diq.stages.score.context") > _layer("diq.stages.pool.load")
     assert _layer("diq.config.checks") < _layer("diq.run.validate")
     assert "diq.stages.pool.load" in EDGES["diq.stages.score.context"]  # the score context reads the pool's loader
-    assert "diq.engine.projection" in EDGES["diq.run.validate"]  # function-level imports are seen too
+    assert "diq.engine.projection" in EDGES["diq.stages.score"]  # function-level imports are seen too (check)
+    assert "diq.run.pipeline" in EDGES["diq.run.validate"]
 
 
 def _targets():
@@ -147,3 +148,17 @@ def test_every_conf_target_is_one_import_away(where, target):
     """From a config name to its code in one hop: conf/<group>/<name>.yaml's ``_target_`` imports."""
     module, _, attr = target.rpartition(".")
     assert callable(getattr(importlib.import_module(module), attr)), f"{where}: {target}"
+
+
+def test_each_stage_checks_its_own_block_and_validate_keeps_the_cross_group_rules():
+    """``diq/run/validate.py`` names no stage's keys: each stage's ``check`` does (``Stage.check``), a strategy checks
+    its own keys when built. A block moved back into validate fails here."""
+    from diq.run.pipeline import PLAN
+    from diq.stages.base import Stage
+
+    src = (PKG / "run" / "validate.py").read_text()
+    for key in ("train.", "eval.", "dpo.", "preference.", "scoring.influence.", "scoring.less.", "scoring.validation",
+                "pool.limit", "selection.tau_d", "selection.quadrants", "budget.fraction"):
+        assert f'"{key}' not in src and f"f\"{key}" not in src, f"{key} is checked in run/validate.py"
+    own = {s.name for s in PLAN if type(s).check is not Stage.check}
+    assert own == {"pool", "score", "select", "train", "dpo", "eval"}, own

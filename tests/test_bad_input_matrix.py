@@ -148,7 +148,7 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["train.epochs=0"], r"train.epochs=0 is out of range[\s\S]*selection=none"),
     (["eval.limit=0"], r"eval.limit=0: use a positive integer"),
     (["eval.tasks=[{name: pubmedqa_pqal_cott, category: S}]"], r"did you mean pubmedqa_pqal_cot"),
-    (["eval.batch_size=auto"], r"eval.batch_size='auto': use a positive integer"),
+    (["eval.batch_size=auto"], r"override eval.batch_size=auto\nValue 'auto' .* could not be converted to Integer"),  # schema
     (["eval.prompt=fancy"], r"eval.prompt='fancy'; choose"),
     (["eval.matcher=lenient"], r"eval.matcher='lenient'; choose"),
     (["judge=openai", "judge.api_key_env=sk-abcdefghijklmnopqrstuvwx"], r"api_key_env holds something"),
@@ -168,7 +168,7 @@ CONFIGS = [  # (overrides, expected message naming the key)
      r"hub_fixtures=/nonexistent/fixtures: not a directory"),
     (["selection=diq", "selection.quadrants=[]"], r"selection.quadrants=\[\]: unknown empty list"),
     (["selection=diq", "selection.quadrants=[Q1,Q1]"], r"selection.quadrants=\['Q1', 'Q1'\] repeats a quadrant"),
-    # stage settings (diq/run/validate.py check_stages): each was a traceback or a silently wrong run, after scoring
+    # stage settings (each stage's check: diq/stages/<stage>/__init__.py): each was a traceback or a silently wrong run, after scoring
     (["train.lora.r=0"], r"train.lora.r=0 is out of range"),
     (["scoring.less.lora.alpha=0"], r"scoring.less.lora.alpha=0 is outside"),
     (["scoring.less.lora.dropout=1.5"], r"scoring.less.lora.dropout=1.5 is outside \[0, 1\)"),
@@ -194,7 +194,7 @@ CONFIGS = [  # (overrides, expected message naming the key)
     (["eval.holdout=-2"], r"eval.holdout=-2 is out of range"),
     (["selection=diq", "scoring/difficulty=judge_classifier", "scoring.difficulty.judge_classifier.label_n=1"],
      r"scoring.difficulty.judge_classifier.label_n=1 is out of range"),
-    (["eval.seed=abc"], r"eval.seed='abc' is not an integer"),
+    (["eval.seed=abc"], r"override eval.seed=abc\nValue 'abc' .* could not be converted to Integer"),  # schema
     (["scoring.validation.seed=-1"], r"scoring.validation.seed=-1 is out of range"),
     (["judge.batch_size=0"], r"judge.batch_size=0 is out of range"),
     (["judge.max_length=0"], r"judge.max_length=0 is out of range: use a value ≥ 64"),  # 0 meant: no truncation

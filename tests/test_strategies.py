@@ -96,3 +96,24 @@ def test_pinned_tiny_pipeline_values(run_cfg):
     assert rec["train"]["final_loss"] == pytest.approx(6.2584593296051025, rel=1e-4)
     assert rec["metrics"] == {"pubmedqa_pqal_cot": 0.0, "pubmedqa_pqal_mc": 0.625}
     assert rec["scores"]["difficulty"]["loss_from_influence"] is True  # the record names where the loss came from
+
+
+def test_scorers_name_their_own_columns_and_by_products():
+    """The score stage never switches on a score's name: each scorer's ``Score`` says which column its value gets in
+    scores.parquet, which by-products it hands on, and where its metadata goes in the record."""
+    from diq.stages.score.result import Score, Scores
+    from diq.stages.select import scores_frame
+
+    recs = [{"id": f"s{i}"} for i in range(3)]
+    scores = Scores()
+    scores.add("influence", Score.cached({"score": np.array([0.3, 0.1, 0.2]), "loss": np.array([2.0, 1.0, 3.0]),
+                                          "_meta": {"n_val": 4}}, value="score", column="dot",
+                                         extra={"loss": np.array([2.0, 1.0, 3.0])}))
+    scores.add("difficulty", Score(np.array([10.0, 90.0, 50.0]), {"source": "judge"}))
+    scores.add("influence", Score(None, {"shard": 1}, record_as="influence_shard"))  # a shard: no value to read
+    assert sorted(scores) == ["difficulty", "influence", "loss"]  # what strategies read
+    assert list(scores.columns) == ["dot", "loss", "difficulty"]
+    assert scores.info == {"influence": {"n_val": 4}, "difficulty": {"source": "judge"}, "influence_shard": {"shard": 1}}
+    df = scores_frame(recs, scores, ["s1"], {})
+    assert list(df.columns) == ["id", "dot", "loss", "difficulty", "selected", "selection_rank"]
+    assert df["dot"].tolist() == [0.3, 0.1, 0.2] and df["selection_rank"].tolist() == [-1, 0, -1]

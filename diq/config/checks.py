@@ -10,9 +10,6 @@ from omegaconf import DictConfig
 
 from diq.errors import DiqError
 
-QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
-
-
 KEYLIKE = re.compile(r"^(sk-|sk_|hf_|xox[abp]-|ghp_|AKIA)[A-Za-z0-9_\-]{8,}$|^[A-Za-z0-9_\-]{32,}$")
 
 

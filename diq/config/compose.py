@@ -30,3 +30,16 @@ def compose_conf(overrides: list[str], allowed: tuple[str, ...], what: str, fix:
 
 def group_names(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def group_config(group: str, name: str) -> DictConfig:
+    """One option of a config group (``conf/<group>/<name>.yaml``) as ``diq run`` composes it: its defaults (the
+    variant's schema, shared values) applied. Tools that take ``--model``/``--pool`` names read configs this way."""
+    from hydra import compose, initialize_config_dir
+
+    from diq.config import schema as _schemas  # noqa: F401 - the typed schemas conf/ names
+
+    if name not in group_names(group):
+        raise DiqError(f"no {group} config {name!r} (conf/{group}/{name}.yaml)\n  fix: one of {', '.join(group_names(group))}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"{group}={name}"])[group]

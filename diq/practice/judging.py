@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from diq.artifacts import sha256_obj
-from diq.config.compose import CONF, JUDGE_OVERRIDES, compose_conf
+from diq.config.compose import JUDGE_OVERRIDES, compose_conf, group_config, group_names
 from diq.errors import DiqError
 from diq.practice.agreement import bootstrap_diff
 from diq.practice.criteria import DIMENSIONS, practice_prompt
@@ -30,7 +30,7 @@ def _judge_cfg(args) -> dict:
     if jcfg["backend"] == "local":
         model = args.judge_model or (None if jcfg.get("model") else "smollm2_135m")
         if model:
-            mcfg = OmegaConf.load(CONF / "model" / f"{model}.yaml") if (CONF / "model" / f"{model}.yaml").exists() \
+            mcfg = group_config("model", model) if model in group_names("model") \
                 else OmegaConf.create({"name": Path(model).name, "source": "local", "path": model})
             jcfg["model"] = OmegaConf.to_container(mcfg)
         jcfg["device"] = args.device

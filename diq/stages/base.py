@@ -2,7 +2,9 @@
 
 A stage declares its ``name`` (as in ``stop_after`` and ``record.seconds``), the ``RunState`` fields it ``reads``
 and ``writes``, the record ``section`` it fills (``RunRecord.stages.<section>``), and implements ``compute``.
-``prepare`` holds what can be checked before any stage computes; ``runs`` says whether the stage applies to this
+``check`` validates the stage's own config block from the config alone (ranges, dtypes, devices: before any data
+is read; ``diq/run/validate.py`` calls every stage's and keeps only the rules across groups); ``prepare`` holds what
+can be checked before any stage computes once the run has started; ``runs`` says whether the stage applies to this
 run (the base model's row does not select or train; DPO runs only with ``dpo.enabled``). A stage whose output is
 one cached entry builds its ``StageDir`` from its ``key`` and fills it with ``StageDir.get_or_compute``.
 ``diq.run.pipeline`` walks the stages in order, times each (as run and as computed) and stops after ``stop_after``.
@@ -33,7 +35,7 @@ class RunState:
     origins: dict | None = None  # a planted pool's hidden origins (only the oracle reads them)
     decontam: tuple | None = None  # (mode, benchmark docs, n-gram) for the validation set
     k: int = 0  # how many samples the strategy takes
-    scores: dict | None = None
+    scores: Any = None  # diq.stages.score.result.Scores: name → array, with parquet columns and record info
     selection: Any = None  # diq.stages.select.strategies.Selection
     adapter: str | None = None  # the fine-tuned adapter to evaluate (None: the base model)
     stage_key: str | None = None  # the cache key of the stage that made it
@@ -44,6 +46,26 @@ class RunState:
         return self.rec.model_path
 
 
+@dataclass(frozen=True)
+class Checks:
+    """What a stage's config check may depend on besides its own block: the strategy (its needs, whether it trains),
+    whether ``stop_after`` reaches a stage, and ``here`` (False: a sweep's submitting host, which is not where the
+    cells run, so device presence is not checked)."""
+
+    cfg: DictConfig
+    strategy: Any
+    stop_after: str
+    stages: tuple[str, ...]
+    here: bool = True
+
+    @property
+    def needs(self) -> set[str]:
+        return set(self.strategy.needs)
+
+    def reaches(self, stage: str) -> bool:
+        return self.stages.index(self.stop_after) >= self.stages.index(stage)
+
+
 class Stage:
     """One stage of a run. Subclasses set the class attributes and implement ``compute``."""
 
@@ -51,6 +73,10 @@ class Stage:
     reads: ClassVar[tuple[str, ...]] = ()
     writes: ClassVar[tuple[str, ...]] = ()
     section: ClassVar[str]
+
+    def check(self, c: Checks) -> None:
+        """The stage's config block, from the config alone: every key it reads, whether or not the stage runs (a
+        sweep would reach it); device presence only where the work happens. Raises ``DiqError`` naming key and fix."""
 
     def prepare(self, state: RunState) -> None:
         """Checks before any stage computes (every stage's, whether or not ``stop_after`` cuts it)."""

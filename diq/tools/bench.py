@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from scipy.stats import spearmanr
 
 from diq.args import parser
+from diq.config.compose import group_config
 from diq.engine.formatting import encode
 from diq.engine.models import load_model, load_tokenizer, resolve_model
 from diq.stages.pool.load import load_pool
@@ -53,10 +54,10 @@ def bench_influence(args) -> dict:
 
     torch.manual_seed(0)
     args.batch_tokens = resolve_batch_tokens(args.batch_tokens, args.device)
-    mcfg = OmegaConf.load(CONF / "model" / f"{args.model}.yaml")
+    mcfg = group_config("model", args.model)
     path = resolve_model(mcfg)
     tok = load_tokenizer(path)
-    records = load_pool(OmegaConf.load(CONF / "pool" / f"{args.pool}.yaml"))[: args.n]
+    records = load_pool(group_config("pool", args.pool))[: args.n]
     val, _ = build_validation(OmegaConf.create({"per_task": args.val_per_task,
                                                 "sources": [{"name": "pubmedqa", "kind": "pubmedqa_pqal_train"}]}), 0)
     pool_enc = [encode(tok, r, args.max_len) for r in records]
@@ -151,9 +152,9 @@ def _against(args) -> int:
         import dattri_llm  # noqa: F401
     except ImportError:
         raise SystemExit("error: --against dattri needs dattri-llm\n  fix: pip install -e '.[bench]'") from None
-    mcfg = OmegaConf.load(CONF / "model" / f"{args.model}.yaml")
+    mcfg = group_config("model", args.model)
     tok = load_tokenizer(resolve_model(mcfg))
-    records = load_pool(OmegaConf.load(CONF / "pool" / f"{args.pool}.yaml"))[: args.n]
+    records = load_pool(group_config("pool", args.pool))[: args.n]
     tokens = sum(len(encode(tok, r, args.max_len).input_ids) for r in records)
     spec = {"model": args.model, "pool": args.pool, "n": args.n, "n_actual": len(records), "max_len": args.max_len,
             "val_per_task": args.val_per_task, "dtype": args.dtype, "device": args.device,

@@ -25,16 +25,17 @@ def _setup(spec: dict):
     import torch
     from omegaconf import OmegaConf
 
+    from diq.config.compose import group_config
     from diq.engine.formatting import encode
     from diq.engine.models import load_tokenizer, resolve_model
     from diq.stages.pool.load import load_pool
     from diq.tasks.validation import build_validation
-    from diq.tools.bench_common import CONF, _model
+    from diq.tools.bench_common import _model
 
     torch.set_num_threads(spec["threads"])
-    path = resolve_model(OmegaConf.load(CONF / "model" / f"{spec['model']}.yaml"))
+    path = resolve_model(group_config("model", spec["model"]))
     tok = load_tokenizer(path)
-    records = load_pool(OmegaConf.load(CONF / "pool" / f"{spec['pool']}.yaml"))[: spec["n"]]
+    records = load_pool(group_config("pool", spec["pool"]))[: spec["n"]]
     val, _ = build_validation(OmegaConf.create({"per_task": spec["val_per_task"], "sources": [
         {"name": "pubmedqa", "kind": "pubmedqa_pqal_train"}]}), 0)
     pool_enc = [encode(tok, r, spec["max_len"]) for r in records]

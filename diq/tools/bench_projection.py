@@ -9,6 +9,7 @@ import time
 import torch
 from omegaconf import OmegaConf
 
+from diq.config.compose import group_config
 from diq.tools.bench_common import CONF
 from diq.tools.bench_scale import _versions
 
@@ -35,7 +36,7 @@ def bench_projection(models: list[str], k: int, batch: int, dense_modules: int) 
     lcfg.seed, lcfg.dropout = 0, 0.0
     rows = []
     for name in models:
-        model = attach_lora(load_model(resolve_model(OmegaConf.load(CONF / "model" / f"{name}.yaml"))), lcfg)
+        model = attach_lora(load_model(resolve_model(group_config("model", name))), lcfg)
         cap = GradientCapture(model)
         d = sum(cap.dims.values())
         gen = torch.Generator().manual_seed(0)

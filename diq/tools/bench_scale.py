@@ -32,6 +32,7 @@ import torch
 from omegaconf import OmegaConf
 
 from diq import CONF  # noqa: E402
+from diq.config.compose import group_config
 from diq.engine.formatting import IGNORE, Encoded, collate, response_token_losses
 from diq.errors import DiqError
 
@@ -41,7 +42,7 @@ NOTE = "random weights: throughput only; the scores of this model mean nothing"
 
 def arch_cfg(model: str):
     """``--model``: a conf/model name or a .yaml path whose source is ``arch`` (random weights, throughput only)."""
-    mcfg = OmegaConf.load(model if model.endswith(".yaml") else CONF / "model" / f"{model}.yaml")
+    mcfg = OmegaConf.load(model) if model.endswith(".yaml") else group_config("model", model)
     if mcfg.get("source") != "arch":
         raise DiqError(f"--model {model}: source {mcfg.get('source')!r}; the throughput bench takes an "
                        f"architecture config (source: arch), e.g. --model llama31_8b_arch")

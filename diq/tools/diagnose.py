@@ -83,8 +83,7 @@ class RunScores:
         with open_dict(cfg):
             for k, v in overrides.items():
                 OmegaConf.update(cfg, k, v, merge=False)
-        scores, _ = compute_scores(["influence"], self.records, self.model_path, cfg, self.dir)
-        return np.asarray(scores["influence"], float)
+        return np.asarray(compute_scores(["influence"], self.records, self.model_path, cfg, self.dir)["influence"], float)
 
     def select(self, dot: np.ndarray, fraction: float) -> list[str]:
         from diq.stages.select.budget import budget_k

@@ -13,8 +13,9 @@ import time
 from omegaconf import OmegaConf
 
 from diq.artifacts import StageDir, read_json, sha256_file, write_json
+from diq.config.checks import _int, _opt_int, check_device, check_dtype
 from diq.engine.models import model_key
-from diq.stages.base import RunState, Stage
+from diq.stages.base import Checks, RunState, Stage
 from diq.stages.evaluate import harness
 from diq.tasks.mcq import data_path
 
@@ -53,6 +54,16 @@ class EvalStage(Stage):
     reads = ("plan",)
     writes = ("plan",)
     section = "eval"
+
+    def check(self, c: Checks) -> None:
+        """``eval.*`` settings (the tasks themselves are resolved and checked by the plan, in ``prepare``)."""
+        ev = c.cfg.eval
+        _int(ev.get("seed", 0), "eval.seed", 0, fix="a non-negative integer (the draw of eval.limit items)")
+        _int(ev.get("holdout", 0) or 0, "eval.holdout", 0, fix="items held out per source for validation, e.g. 20")
+        _int(ev.get("holdout_seed", 0), "eval.holdout_seed", 0, fix="a non-negative integer")
+        check_dtype(ev.get("dtype", "float32"), "eval.dtype")
+        check_device(ev.device, "eval.device", used=c.reaches("eval") and c.here)
+        _opt_int(ev.get("max_gen_toks"), "eval.max_gen_toks", 1, fix="tokens a CoT answer may generate, e.g. 512")
 
     def prepare(self, state: RunState) -> None:
         """The evaluation plan, built once (``diq/tasks/plan.py``): task names, files, every item checked before

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 from diq.artifacts import write_json
-from diq.stages.base import RunState, Stage
+from diq.config.checks import _int
+from diq.stages.base import Checks, RunState, Stage
 from diq.stages.pool.load import load_pool, pool_hash
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,11 @@ class PoolStage(Stage):
     reads = ("plan",)
     writes = ("records", "origins", "decontam", "k")
     section = "pool"
+
+    def check(self, c: Checks) -> None:
+        lim = c.cfg.pool.get("limit")
+        if lim is not None:
+            _int(lim, "pool.limit", 1, fix="the first N records, or null for all")
 
     def compute(self, state: RunState) -> None:
         cfg, sec = state.cfg, state.rec.stages.pool

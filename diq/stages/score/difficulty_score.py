@@ -1,7 +1,7 @@
 """Difficulty D(z), one function per source (``conf/scoring/difficulty/<source>.yaml`` names it with ``_target_``):
 the LLM judge, the paper's judge → classifier recipe, a trained classifier, and the proxies (length, base-model loss,
-IFD, pass rate). Every source returns a cached score: per perspective for the judge and the classifiers, one
-``value`` for a proxy."""
+IFD, pass rate). Every source caches its arrays (per perspective for the judge and the classifiers, one ``value``
+for a proxy) and returns D(z) for the run's perspective (``difficulty``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,21 @@ import random
 from diq.artifacts import StageDir
 from diq.errors import DiqError
 from diq.stages.score.context import ScoreContext, device, plain
-from diq.stages.score.difficulty import PERSPECTIVES
+from diq.stages.score.difficulty import PERSPECTIVES, check_perspective
+from diq.stages.score.result import Score
 
 PROXIES = ("length", "loss", "ifd", "pass_rate")
+
+
+def difficulty(ctx: ScoreContext, arrays: dict) -> Score:
+    """D(z) from a source's cached arrays: the perspective the selection asks for (else ``scoring.difficulty``'s); a
+    proxy has one ``value`` and no perspectives. The record says which perspective and source were used."""
+    dcfg = ctx.cfg.scoring.difficulty
+    persp = check_perspective(ctx.cfg.selection.get("perspective") or dcfg.perspective)
+    rated = persp in arrays
+    score = Score.cached(arrays, value=persp if rated else "value")
+    score.meta = {**score.meta, "perspective": persp if rated else f"n/a (proxy {dcfg.source})", "source": dcfg.source}
+    return score
 
 
 def _judge_partial(ctx: ScoreContext, key: dict):
@@ -23,7 +35,7 @@ def _judge_key(dcfg) -> dict:
     return {"judge": plain(dcfg.judge)}
 
 
-def score_judge(ctx: ScoreContext) -> dict:
+def score_judge(ctx: ScoreContext) -> Score:
     """The LLM judge rates every pool sample, once per perspective (resumable: ratings go to a JSONL as they come)."""
     from diq.stages.score.difficulty.judge import judge_records, make_judge
 
@@ -37,10 +49,10 @@ def score_judge(ctx: ScoreContext) -> dict:
                             bool(dcfg.judge.get("with_reasoning", True)))
         return res, {"source": "judge", "backend": dcfg.judge.backend, "partial": str(part)}
 
-    return ctx.cached("difficulty_judge", key, compute)
+    return difficulty(ctx, ctx.cached("difficulty_judge", key, compute))
 
 
-def score_classifier(ctx: ScoreContext) -> dict:
+def score_classifier(ctx: ScoreContext) -> Score:
     """A difficulty classifier scores the pool: the one at ``classifier.path``, or, with ``classifier.labels`` (judge
     labels, the JSONL of ``python -m diq.stages.score.difficulty judge``), one trained on them as its own cached stage."""
     from diq.stages.score.difficulty.classifier import predict
@@ -56,7 +68,7 @@ def score_classifier(ctx: ScoreContext) -> dict:
         path, info = (str(c.path), {}) if c.get("path") else classifier_stage(ctx, c)
         return predict(path, ctx.records, int(c.max_length)), {"source": "classifier", "classifier": path, **info}
 
-    return ctx.cached("difficulty_classifier", {"classifier": plain(c)}, compute)
+    return difficulty(ctx, ctx.cached("difficulty_classifier", {"classifier": plain(c)}, compute))
 
 
 def classifier_stage(ctx: ScoreContext, c) -> tuple[str, dict]:
@@ -83,7 +95,7 @@ def trained_classifier(ctx: ScoreContext, key: dict, recs: list[dict], labels: d
     return str(stage.path), info
 
 
-def score_judge_classifier(ctx: ScoreContext) -> dict:
+def score_judge_classifier(ctx: ScoreContext) -> Score:
     """The paper's recipe: the judge labels a seeded sample of the pool (``label_n``), a sequence classifier is trained
     on those labels (its own cached stage), and the classifier scores the whole pool. D(z) is then model-agnostic."""
     from diq.stages.score.difficulty.classifier import predict
@@ -110,27 +122,40 @@ def score_judge_classifier(ctx: ScoreContext) -> dict:
         return res, {"source": "judge_classifier", "labelled": n, "judge_backend": dcfg.judge.backend,
                      "classifier": path, "backbone": jc.backbone, "best_val_macro_f1": info.get("best_val_macro_f1")}
 
-    return ctx.cached("difficulty_judge_classifier", key, compute)
+    return difficulty(ctx, ctx.cached("difficulty_judge_classifier", key, compute))
 
 
-def score_proxy(ctx: ScoreContext, name: str | None = None) -> dict:
-    """A proxy for difficulty (or a strategy's own score: ``length``, ``ifd``). ``name`` defaults to
-    ``scoring.difficulty.source``. The base-model ``loss`` is, with ``scoring.proxies.loss_from_influence: true``
+def score_proxy(ctx: ScoreContext) -> Score:
+    """D(z) from a proxy: ``scoring.difficulty.source`` (length, loss, ifd, pass_rate)."""
+    return difficulty(ctx, proxy_arrays(ctx, str(ctx.cfg.scoring.difficulty.source)))
+
+
+def score_length(ctx: ScoreContext) -> Score:
+    """The ``length`` strategy's score (``scoring.length``)."""
+    return Score.cached(proxy_arrays(ctx, "length"))
+
+
+def score_ifd(ctx: ScoreContext) -> Score:
+    """The ``ifd`` strategy's score (``scoring.ifd``)."""
+    return Score.cached(proxy_arrays(ctx, "ifd"))
+
+
+def proxy_arrays(ctx: ScoreContext, name: str) -> dict:
+    """A proxy's cached ``value``. The base-model ``loss`` is, with ``scoring.proxies.loss_from_influence: true``
     and a fresh LoRA (B = 0 leaves the base model's output unchanged), the influence pass's by-product: no second
     pass, and the record says so (``loss_from_influence``)."""
     from diq.engine.models import load_model
     from diq.stages.score.difficulty import proxies
 
-    name = name or str(ctx.cfg.scoring.difficulty.source)
     if name not in PROXIES:
         raise DiqError(f"unknown difficulty proxy {name!r}\n  fix: choose one of {', '.join(PROXIES)}")
     pcfg = ctx.cfg.scoring.proxies
     icfg = ctx.cfg.scoring.influence
     if name == "loss" and pcfg.get("loss_from_influence", True) and not icfg.warmup.enabled \
             and icfg.get("max_response_tokens") is None:
-        from diq.stages.score.influence_score import score_influence
+        from diq.stages.score.influence_score import influence_arrays
 
-        inf = score_influence(ctx)
+        inf = influence_arrays(ctx)
         return {"value": inf["loss"], "_meta": {"source": "loss (by-product of the influence pass)",
                                                 "loss_from_influence": True, "cache": inf["_meta"]["cache"]}}
     key = {"proxy": name, "proxies": plain(pcfg)}
@@ -148,13 +173,3 @@ def score_proxy(ctx: ScoreContext, name: str | None = None) -> dict:
         return {"value": v}, {"source": name, **({"loss_from_influence": False} if name == "loss" else {})}
 
     return ctx.cached(f"proxy_{name}", key, compute)
-
-
-def score_length(ctx: ScoreContext) -> dict:
-    """The ``length`` strategy's score (``scoring.length``)."""
-    return score_proxy(ctx, "length")
-
-
-def score_ifd(ctx: ScoreContext) -> dict:
-    """The ``ifd`` strategy's score (``scoring.ifd``)."""
-    return score_proxy(ctx, "ifd")

@@ -7,6 +7,7 @@ from diq.engine.gradients import resolve_batch_tokens
 from diq.engine.lora import lora_key
 from diq.errors import DiqError
 from diq.stages.score.context import ScoreContext, plain, scoring_model
+from diq.stages.score.result import Score
 from diq.stages.score.warmup import inherited_train, warmup_checkpoints
 
 
@@ -55,7 +56,7 @@ def influence_pass(ctx: ScoreContext, shard: tuple[int, int]) -> tuple[dict, dic
                    "checkpoints": len(ckpts), "n_tokens": sum(len(e.input_ids) for e in pool_enc)}
 
 
-def score_influence_shard(ctx: ScoreContext, index: int, count: int) -> dict:
+def influence_shard(ctx: ScoreContext, index: int, count: int) -> dict:
     """One shard (batches index, index+count, … of the global length-sorted plan), cached on its own."""
     if not 0 <= index < count:
         raise DiqError(f"scoring.influence.shard_index={index} with shards={count}\n  fix: use 0 … {count - 1}")
@@ -63,7 +64,9 @@ def score_influence_shard(ctx: ScoreContext, index: int, count: int) -> dict:
                       lambda: influence_pass(ctx, (index, count)))
 
 
-def score_influence(ctx: ScoreContext) -> dict:
+def influence_arrays(ctx: ScoreContext) -> dict:
+    """The influence pass's cached arrays (``score``, ``dot``, ``loss``, ``grad_norm``) and ``_meta``; shards are
+    computed (or reused) and merged."""
     from diq.engine.influence import merge_shards
 
     count = int(ctx.cfg.scoring.influence.get("shards") or 1)
@@ -71,9 +74,21 @@ def score_influence(ctx: ScoreContext) -> dict:
     def compute():
         if count == 1:
             return influence_pass(ctx, (0, 1))
-        parts = [score_influence_shard(ctx, i, count) for i in range(count)]
+        parts = [influence_shard(ctx, i, count) for i in range(count)]
         metas = [p.pop("_meta") for p in parts]
         return merge_shards(parts), {**{k: v for k, v in metas[0].items() if k not in ("cache", "reused", "seconds")},
                                      "shards": count, "shard_caches": [m["cache"] for m in metas]}
 
     return ctx.cached("influence", influence_key(ctx), compute)
+
+
+def score_influence(ctx: ScoreContext) -> Score:
+    """Dot (cosine with ``normalize: cosine``), in the ``dot`` column, and the first checkpoint's response loss as
+    score ``loss``. With ``scoring.influence.shard_index`` set, only that shard is computed (recorded as
+    ``influence_shard``; a later run without it merges the shards)."""
+    icfg = ctx.cfg.scoring.influence
+    if icfg.get("shard_index") is not None:
+        part = influence_shard(ctx, int(icfg.shard_index), int(icfg.shards))
+        return Score.cached(part, value=None, record_as="influence_shard")
+    arrays = influence_arrays(ctx)
+    return Score.cached(arrays, value="score", column="dot", extra={"loss": arrays["loss"]})

@@ -10,6 +10,7 @@ import torch
 
 from diq.engine.gradients import resolve_batch_tokens
 from diq.stages.score.context import ScoreContext, plain, scoring_model
+from diq.stages.score.result import Score
 from diq.stages.score.warmup import inherited_train, warmup_checkpoints
 
 
@@ -19,7 +20,7 @@ def less_key(ctx: ScoreContext) -> dict:
             "warmup_train": inherited_train(ctx.cfg.train)}
 
 
-def score_less(ctx: ScoreContext) -> dict:
+def score_less(ctx: ScoreContext) -> Score:
     from diq.engine.influence import less_combine, less_features
 
     lcfg = ctx.cfg.scoring.less
@@ -44,4 +45,4 @@ def score_less(ctx: ScoreContext) -> dict:
         return {"value": less_combine(tf, vf, w, [r["task"] for r in val_recs])}, \
             {"checkpoints": len(ckpts), "weights": w, "val_hash": val_info["hash"]}
 
-    return ctx.cached("less", key, compute)
+    return Score.cached(ctx.cached("less", key, compute))

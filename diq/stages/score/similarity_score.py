@@ -7,9 +7,10 @@ import torch
 
 from diq.engine.formatting import collate, encode
 from diq.stages.score.context import ScoreContext, device, plain
+from diq.stages.score.result import Score
 
 
-def score_similarity(ctx: ScoreContext) -> dict:
+def score_similarity(ctx: ScoreContext) -> Score:
     from diq.engine.gradients import token_budget_batches
     from diq.engine.influence import l2_normalize, less_combine
     from diq.engine.models import load_model
@@ -36,4 +37,4 @@ def score_similarity(ctx: ScoreContext) -> dict:
         return {"value": less_combine([p], [v], [1.0], tasks)}, {"val_hash": val_info["hash"]}
 
     key = {"val_hash": val_info["hash"], "similarity": plain(scfg)}
-    return ctx.cached("similarity", key, compute)
+    return Score.cached(ctx.cached("similarity", key, compute))

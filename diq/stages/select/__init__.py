@@ -13,24 +13,23 @@ from pathlib import Path
 import numpy as np
 
 from diq.artifacts import ids_hash, sha256_file, write_json
+from diq.errors import DiqError
 from diq.record import RunRecord
-from diq.stages.base import RunState, Stage
+from diq.stages.base import Checks, RunState, Stage
+from diq.stages.score.result import Scores
 from diq.stages.select.strategies import Selection, Strategy
 
 log = logging.getLogger(__name__)
 
 
-def scores_frame(records: list[dict], scores: dict, selected: list[str], info: dict):
-    """Per-sample scores of this run: id, every score computed, quadrant (where DIQ thresholds exist), selected."""
+def scores_frame(records: list[dict], scores: Scores, selected: list[str], info: dict):
+    """Per-sample scores of this run: id, every column the scorers gave (``Score.column``: e.g. influence's ``dot``),
+    quadrant (where DIQ thresholds exist), selected."""
     import pandas as pd
 
     df = pd.DataFrame({"id": [r["id"] for r in records]})
-    for name, arr in scores.items():
-        if isinstance(arr, dict):
-            for sub_, a in arr.items():
-                df[f"{name}_{sub_}"] = np.asarray(a, dtype=float)
-        else:
-            df[name if name != "influence" else "dot"] = np.asarray(arr, dtype=float)
+    for column, arr in scores.columns.items():
+        df[column] = np.asarray(arr, dtype=float)
     if "difficulty_threshold" in info and "influence" in scores and "difficulty" in scores:
         from diq.stages.select.quadrants import QUADRANTS, assign
 
@@ -51,6 +50,14 @@ class SelectStage(Stage):
     writes = ("selection",)
     section = "select"
 
+    def check(self, c: Checks) -> None:
+        """The budget (the strategy checks its own keys when it is built)."""
+        if c.strategy.uses_budget:
+            f = c.cfg.budget.fraction
+            if isinstance(f, bool) or not isinstance(f, (int, float)):
+                raise DiqError(f"budget.fraction={f!r} is not a number\n  fix: use a fraction in (0, 1], e.g. "
+                               f"budget=p1 (0.01) or budget.fraction=0.05")
+
     def runs(self, state: RunState) -> bool:
         return state.strategy.trains
 
@@ -62,7 +69,7 @@ class SelectStage(Stage):
                                  state.strategy, state.k, state.origins)
 
 
-def select(cfg, out_dir: Path, tracker, rec: RunRecord, records: list[dict], scores: dict, strat: Strategy, k: int,
+def select(cfg, out_dir: Path, tracker, rec: RunRecord, records: list[dict], scores: Scores, strat: Strategy, k: int,
            origins: dict | None = None) -> Selection:
     sec = rec.stages.select
     sel = strat.select(records, scores, k)

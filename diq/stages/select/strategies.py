@@ -15,10 +15,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from diq import CONF
+from diq.config.checks import _num
 from diq.errors import DiqError
 from diq.stages.select.budget import budget_k
-
-QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
+from diq.stages.select.quadrants import QUADRANTS
 
 
 @dataclass
@@ -75,6 +75,8 @@ def build(cfg: DictConfig) -> Strategy:
         strat = instantiate(cfg, _convert_="all")
     except Exception as e:  # noqa: BLE001 - Hydra wraps the constructor's TypeError; say which key is wrong
         cause = e.__cause__ or e
+        if isinstance(cause, DiqError):  # the constructor checked its own arguments and named the key
+            raise cause from None
         raise DiqError(f"selection {cfg.get('name')!r} ({cfg._target_}): {cause}\n  fix: the keys of "
                        f"conf/selection/{cfg.get('name')}.yaml are the arguments of {cfg._target_}; check the "
                        f"spelling of selection.<key> overrides") from None
@@ -166,6 +168,15 @@ class Quadrants(Strategy):
     def __init__(self, name, needs=("influence", "difficulty"), tau_d: float = 50, perspective=None,
                  quadrants=QUADRANTS):
         super().__init__(name, needs)
+        _num(tau_d, "selection.tau_d", 0, 100, "a percentile of D in [0, 100] (50 = the median)")
+        if quadrants is not None:
+            bad = [q for q in quadrants if q not in QUADRANTS]
+            if bad or not len(quadrants):
+                raise DiqError(f"selection.quadrants={list(quadrants)}: unknown {bad or 'empty list'}\n"
+                               f"  fix: a non-empty ordered list of {', '.join(QUADRANTS)}")
+            if len(set(quadrants)) != len(quadrants):
+                raise DiqError(f"selection.quadrants={list(quadrants)} repeats a quadrant\n"
+                               f"  fix: each of {', '.join(QUADRANTS)} at most once, in the order to fill the budget")
         self.tau_d, self.perspective, self.order = float(tau_d), perspective, tuple(quadrants or QUADRANTS)
 
     def select(self, records, scores, k):
