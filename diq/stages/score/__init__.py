@@ -9,7 +9,8 @@ and the scorers ``influence_score``, ``less_score``, ``similarity_score`` and ``
 
 A strategy names the scores it needs (``needs:`` in ``conf/selection/<name>.yaml``); score ``<name>`` is computed by
 the function that ``scoring.<name>._target_`` names (``conf/scoring/default.yaml``; for difficulty, the chosen
-``conf/scoring/difficulty/<source>.yaml``), called with the run's ``ScoreContext``.
+``conf/scoring/difficulty/<source>.yaml``), called with the run's ``ScoreContext``; it returns a ``Score``
+(``result``: the value, its ``scores.parquet`` column, by-products, the record entry), collected in ``Scores``.
 """
 
 from __future__ import annotations
