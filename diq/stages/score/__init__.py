@@ -74,8 +74,6 @@ def compute_scores(needs: list[str], records: list[dict], model_path: str, cfg: 
     fns = {name: scorer(cfg, name) for name in needs}  # every scorer is found before anything is computed
     if set(needs) & {"influence", "less", "similarity"}:
         ctx.val  # noqa: B018 - build, check and decontaminate the validation set before any scoring starts
-    if "difficulty" in needs:  # fail before any expensive scoring
-        check_perspective(cfg.selection.get("perspective") or cfg.scoring.difficulty.perspective)
     scores = Scores()
     for name in needs:
         scores.add(name, fns[name](ctx))
@@ -146,6 +144,8 @@ class ScoreStage(Stage):
         for key, used in uses_scorers(needs).items():
             check_dtype(sc[key].dtype, f"scoring.{key}.dtype")
             check_device(sc[key].device, f"scoring.{key}.device", auto=True, used=used and c.here)
+        if "difficulty" in needs:  # the perspective D(z) is read from (difficulty_score.difficulty)
+            check_perspective(c.cfg.selection.get("perspective") or sc.difficulty.perspective)
         check_judge(c.cfg, judged=c.here and "difficulty" in needs
                     and str(sc.difficulty.get("source")) in ("judge", "judge_classifier"))
         for name in ("classifier", "judge_classifier"):
